@@ -1,0 +1,167 @@
+"""The Python API: parse/load a model, then eval, grad and render it.
+
+A Model holds the symbolic graph (for check and structure-only rendering). Each
+set of bound dims gets a concrete graph, its adjoints and its plans, compiled
+once and reused by every later call with the same dims.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .autodiff import gradients
+from .build import Built, build
+from .diagnostics import Diagnostic, GraphDSLError, Source
+from .plan import DEFAULT_MAX_ELEMENTS, Plan
+from .syntax import parse_program
+from .values import as_array, bind_dims, initial_values
+
+
+def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
+    return Model(text, name, dims=dims, strict=strict)
+
+
+def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False) -> "Model":
+    return Model(read_source(path), str(path), dims=dims, strict=strict)
+
+
+def read_source(path) -> str:
+    path = str(path)
+    if os.path.isdir(path):
+        raise GraphDSLError(Diagnostic("E006", f"`{path}` is a directory, not a model file",
+                                       help=("give the path of a .gdsl file",)))
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise GraphDSLError(Diagnostic("E006", f"cannot read `{path}`: {err.strerror or err}")) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise GraphDSLError(Diagnostic("E006", f"`{path}` is not UTF-8 text: byte 0x{raw[err.start]:02x} "
+                                               f"at line {line} cannot be decoded",
+                                       help=("save the file as UTF-8",))) from None
+
+
+@dataclass
+class Compiled:
+    """One concrete graph (all dims bound) with its plans, keyed by targets."""
+
+    built: Built
+    plans: dict = field(default_factory=dict)
+
+
+class Model:
+    def __init__(self, text: str, name: str = "<string>", dims=None, strict=False):
+        self.source = Source(text, name)
+        self.program = parse_program(text, name)
+        self.dim_overrides = dict(dims or {})
+        self.strict = strict
+        self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
+        self.graph = self.built.graph
+        self._compiled: dict = {}
+        self.max_elements = DEFAULT_MAX_ELEMENTS
+
+    # ---- facts -------------------------------------------------------------------
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.built.diagnostics if not d.is_error]
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.built.outputs)
+
+    @property
+    def params(self) -> list[str]:
+        return [n for n, d in self.built.decls.items() if d.kind == "param"]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n, d in self.built.decls.items() if d.kind == "input"]
+
+    # ---- compiling ----------------------------------------------------------------
+    def compile(self, values: dict | None = None, dims: dict | None = None) -> tuple[Compiled, dict]:
+        """The concrete graph for these values' dims, and the values as float64 arrays."""
+        given = {k: as_array(v, k) for k, v in (values or {}).items()}
+        bound = bind_dims(self.built, given, {**self.dim_overrides, **(dims or {})})
+        shapes = {k: v.shape for k, v in given.items()}
+        key = (tuple(sorted(bound.items(), key=lambda kv: kv[0])),
+               tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
+        if key not in self._compiled:
+            try:
+                concrete = build(self.program, self.source, dims=bound, input_shapes=shapes, strict=self.strict)
+            except GraphDSLError as err:
+                raise err.with_source(self.source)
+            self._compiled[key] = Compiled(concrete)
+        return self._compiled[key], given
+
+    def _plan(self, compiled: Compiled, targets: tuple) -> Plan:
+        if targets not in compiled.plans:
+            compiled.plans[targets] = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+        return compiled.plans[targets]
+
+    def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
+        return initial_values(compiled.built, given, seed, self.max_elements)
+
+    # ---- evaluation ---------------------------------------------------------------
+    def eval(self, values: dict | None = None, seed: int = 0, outputs=None, dims=None,
+             check_finite: bool = True) -> dict[str, np.ndarray]:
+        compiled, given = self.compile(values, dims)
+        names = self._resolve_outputs(compiled, outputs)
+        plan = self._plan(compiled, tuple(names))
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
+
+    def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
+             check_finite: bool = True):
+        """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
+        compiled, given = self.compile(values, dims)
+        target, wrt = self.grad_targets(compiled, of, wrt)
+        table = gradients(compiled.built.gb, target, wrt)
+        plan = self._plan(compiled, (target,) + tuple(table[w] for w in wrt))
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
+
+    def grad_targets(self, compiled: Compiled, of, wrt):
+        built = compiled.built
+        target = self._resolve_of(built, of)
+        if wrt is None:
+            wrt = [n for n, d in built.decls.items() if d.kind == "param"] or \
+                  [n for n, d in built.decls.items() if d.kind == "input"]
+        wrt = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt)]
+        for w in wrt:
+            if w not in built.decls and w not in built.assigned:
+                raise GraphDSLError(Diagnostic("E101", f"--wrt `{w}`: no such value in the model",
+                                               help=(f"values: {', '.join(built.decls)}",)), self.source)
+        return target, [built.assigned.get(w, w) for w in wrt]
+
+    def _resolve_of(self, built: Built, of):
+        if of is None:
+            scalars = built.outputs
+            if len(scalars) != 1:
+                raise GraphDSLError(Diagnostic(
+                    "E106", f"the model has {len(scalars)} outputs; say which to differentiate",
+                    help=(f"use --of with one of: {', '.join(scalars) or '(none)'}",)), self.source)
+            return scalars[0]
+        node = built.assigned.get(of) or (of if of in built.decls else None)
+        if node is None:
+            raise GraphDSLError(Diagnostic("E106", f"--of `{of}`: no such value in the model",
+                                           help=(f"outputs: {', '.join(built.outputs)}",)), self.source)
+        return node
+
+    def _resolve_outputs(self, compiled, outputs):
+        if outputs is None:
+            return list(compiled.built.outputs)
+        return [self._resolve_of(compiled.built, o) for o in outputs]
+
+    def _display(self, compiled, vid):
+        return compiled.built.graph.nodes[vid].get("name") or vid
+
+    # ---- rendering ------------------------------------------------------------------
+    def render(self, values: dict | None = None, view: str = "forward", seed: int = 0, **options):
+        from .render import render_model
+
+        return render_model(self, values=values, view=view, seed=seed, **options)

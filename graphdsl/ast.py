@@ -1,0 +1,207 @@
+"""The abstract syntax tree: frozen dataclasses, each node with its source span."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .diagnostics import Span
+
+
+# ---- expressions -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    span: Span
+
+
+@dataclass(frozen=True)
+class Bool:
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # + - * / @ ** < <= > >= == !=
+    left: "Expr"
+    right: "Expr"
+    span: Span
+    op_span: Span
+
+
+@dataclass(frozen=True)
+class UnaryOp:
+    op: str  # - +
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Keyword:
+    name: str
+    value: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Expr", ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span
+    func_span: Span
+
+
+@dataclass(frozen=True)
+class Transpose:  # x.T
+    operand: "Expr"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Slice:
+    start: "Expr | None"
+    stop: "Expr | None"
+    step: "Expr | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:  # x[0], x[:, 1], x[1:3]
+    value: "Expr"
+    items: tuple["Expr | Slice", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class ArrayLit:
+    elements: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Num | Bool | Name | BinOp | UnaryOp | Call | Transpose | Index | ArrayLit
+
+
+# ---- declarations and statements ---------------------------------------------
+
+@dataclass(frozen=True)
+class ShapeDim:
+    """One axis of a declared shape: a dim name, a literal size, or `_` (both None)."""
+
+    name: str | None
+    size: int | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class DimItem:
+    name: str
+    size: "Expr | None"  # None: a free dim
+    span: Span
+
+
+@dataclass(frozen=True)
+class DimDecl:
+    items: tuple[DimItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class DeclItem:
+    name: str
+    shape: tuple[ShapeDim, ...] | None
+    init: "Expr | None"
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class VarDecl:
+    kind: str  # input | param | const
+    items: tuple[DeclItem, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Assign:
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shape: tuple[ShapeDim, ...] | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Def:
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Assign, ...]
+    result: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Output:
+    names: tuple[Name, ...]
+    span: Span
+
+
+Statement = DimDecl | VarDecl | Assign | Def | Output
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Statement, ...]
+
+
+# ---- traversal -----------------------------------------------------------------
+
+def children(node) -> tuple:
+    """The sub-expressions of an expression, in evaluation order."""
+    if isinstance(node, BinOp):
+        return (node.left, node.right)
+    if isinstance(node, (UnaryOp, Transpose)):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return tuple(node.args) + tuple(k.value for k in node.kwargs)
+    if isinstance(node, Index):
+        return (node.value,) + tuple(node.items)
+    if isinstance(node, Slice):
+        return tuple(x for x in (node.start, node.stop, node.step) if x is not None)
+    if isinstance(node, ArrayLit):
+        return tuple(node.elements)
+    return ()
+
+
+def postorder(root, visit, kids=children):
+    """visit(node, results_of_kids) bottom-up, with an explicit stack.
+
+    Expressions can be 100,000 levels deep (a long `a + a + ...` line), so no
+    Python recursion here.
+    """
+    stack = [(root, False)]
+    results: list = []
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            k = len(kids(node))
+            args = results[len(results) - k:] if k else []
+            del results[len(results) - k:]
+            results.append(visit(node, args))
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(kids(node)))
+    return results[-1]

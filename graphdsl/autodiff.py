@@ -1,0 +1,147 @@
+"""Reverse mode that builds graph: adjoint nodes (dJ/dW1) added to the same graph.
+
+The engine does three things centrally, so no rule has to: walk the ops in
+reverse topological order, sum the cotangents of a value used more than once,
+and sum a broadcast cotangent back to its input's shape, checking that shape.
+"""
+from __future__ import annotations
+
+import networkx as nx
+
+from .diagnostics import Diagnostic, GraphDSLError
+from .graph import GraphBuilder, _same_shape
+from .ops import REGISTRY, fmt_shape
+from .ops.base import ShapeError, same_dim
+
+
+class _OpView:
+    """What a reverse-mode rule sees of the node it differentiates."""
+
+    __slots__ = ("args", "out", "g", "attrs", "_needed")
+
+    def __init__(self, args, out, g, attrs, needed):
+        self.args, self.out, self.g, self.attrs, self._needed = args, out, g, attrs, needed
+
+    def needs(self, i: int) -> bool:
+        return self.args[i] in self._needed
+
+
+def gradient_node(gb: GraphBuilder, y: str, x: str) -> str:
+    """The node for grad(y, x): built once per y, then looked up."""
+    return gradients(gb, y, [x])[x]
+
+
+def gradients(gb: GraphBuilder, of: str, wrt: list[str]) -> dict[str, str]:
+    """Node ids of d(of)/d(w) for each w in wrt; zero nodes where `of` does not depend on w."""
+    adjoints = gb.g.graph.setdefault("adjoints", {})
+    if of not in adjoints:
+        adjoints[of] = _build_adjoints(gb, of)
+    table = adjoints[of]
+    for w in wrt:
+        if w not in table:
+            table[w] = _zero_adjoint(gb, of, w)
+    return {w: table[w] for w in wrt}
+
+
+def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
+    shape = gb.shape(of)
+    if shape is not None and any(d.size != 1 for d in shape if d.size is not None) and len(shape) > 0:
+        raise GraphDSLError(Diagnostic("E204", f"can only differentiate a scalar, but `{gb.label(of)}` has "
+                                               f"shape {fmt_shape(shape)}", gb.g.nodes[of].get("span"),
+                                       help=("reduce it first, e.g. sum(...) or mean(...)",)), gb.source)
+    g = gb.g
+    upstream = nx.ancestors(g, of) | {of}
+    needed = {v for v in upstream if g.nodes[v]["kind"] == "var" and _differentiable_leafward(g, v)}
+    saved = gb.phase, gb.span, gb.call
+    gb.phase = "backward"
+    try:
+        return _walk(gb, of, upstream, needed)
+    finally:
+        gb.phase, gb.span, gb.call = saved
+
+
+def _differentiable_leafward(g, v) -> bool:
+    """Anonymous literals and dims never need a cotangent."""
+    node = g.nodes[v]
+    return not (node["role"] == "const" and (node.get("anonymous") or node.get("dim")))
+
+
+def _walk(gb, of, upstream, needed):
+    g = gb.g
+    gb.span = g.nodes[of].get("span")
+    cts: dict[str, list[str]] = {of: [gb.const(1.0)]}
+    table: dict[str, str] = {}
+    ops = [n for n in nx.topological_sort(g.subgraph(upstream)) if g.nodes[n]["kind"] == "op"]
+    for op_id in reversed(ops):
+        node = g.nodes[op_id]
+        out = node["out"]
+        if out not in cts:
+            continue
+        gb.span, gb.call = node["span"], node["call"]
+        total = _accumulate(gb, of, out, cts.pop(out))
+        table[out] = total
+        _propagate(gb, op_id, node, total, needed, cts)
+    for leaf, parts in cts.items():  # leaves: inputs, params, consts
+        gb.span = g.nodes[leaf].get("span")
+        table[leaf] = _accumulate(gb, of, leaf, parts)
+    return table
+
+
+def _accumulate(gb, of, var, parts) -> str:
+    total = parts[0]
+    for p in parts[1:]:
+        total = gb.op("add", total, p)
+    name = f"d{gb.g.nodes[of].get('name') or of}/d{gb.g.nodes[var].get('name') or var}"
+    node = gb.g.nodes[total]
+    if node.get("anonymous") and node["phase"] == "backward" and gb.g.out_degree(total) == 0 \
+            and name not in gb.g and node["role"] != "const":
+        total = gb.bind(total, name)
+    gb.g.nodes[total].setdefault("adjoint_of", (of, var))
+    return total
+
+
+def _propagate(gb, op_id, node, g_id, needed, cts):
+    opdef = REGISTRY[node["op"]]
+    args = gb.inputs_of(op_id)
+    if not opdef.differentiable or not any(a in needed for a in args):
+        return
+    if opdef.vjp is None:
+        raise GraphDSLError(Diagnostic("E305", f"`{node['op']}` has no reverse-mode rule", node["span"],
+                                       help=("wrap it in stop_gradient(...) if its gradient is not needed",)),
+                            gb.source)
+    view = _OpView(args, node["out"], g_id, node["attrs"], needed)
+    try:
+        grads = opdef.vjp(gb, view)
+    except ShapeError as err:
+        gb._shape_error(err, args)
+        raise
+    for arg, ct in zip(args, grads):
+        if ct is None or arg not in needed:
+            continue
+        cts.setdefault(arg, []).append(_unbroadcast(gb, ct, arg, op_id))
+
+
+def _unbroadcast(gb, ct, arg, op_id) -> str:
+    """Sum ct back to arg's shape, then insist they agree."""
+    want, have = gb.shape(arg), gb.shape(ct)
+    if want is None or have is None:
+        return ct
+    if not _same_shape(have, want):
+        ct = gb.op("sum_to", ct, like=arg)
+        have = gb.shape(ct)
+    if have is not None and (len(have) != len(want) or any(same_dim(a, b) is False for a, b in zip(have, want))):
+        raise GraphDSLError(Diagnostic(
+            "E204", f"internal: the cotangent of `{gb.label(arg)}` from `{op_id}` has shape {fmt_shape(have)}, "
+                    f"not {fmt_shape(want)}", gb.span), gb.source)
+    return ct
+
+
+def _zero_adjoint(gb, of, w) -> str:
+    saved = gb.phase
+    gb.phase = "backward"
+    try:
+        z = gb.op("zeros_like", like=w)
+        gb.g.nodes[z]["adjoint_of"] = (of, w)
+        return z
+    finally:
+        gb.phase = saved

@@ -1,0 +1,630 @@
+"""AST -> graph: names resolved, defs inlined, shapes checked as nodes are added.
+
+`build(program, source, dims, input_shapes)` is used twice: once symbolically
+for `check` (free dims unknown) and once per set of bound dims for evaluation,
+where every shape is concrete.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import ast as A
+from .consteval import BIN, NotConstant, const_eval
+from .diagnostics import Reporter, Source, suggest
+from .graph import GraphBuilder
+from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
+from .ops.base import Dim, same_dim
+
+INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
+                "full": ("v",), "glorot": (), "he": ()}
+MAX_INLINE_DEPTH = 64
+
+
+@dataclass
+class Decl:
+    kind: str  # input | param | const
+    name: str
+    shape: tuple | None  # declared shape (Dims), None if not declared
+    init: object  # the initialiser expression, or None
+    span: object
+    value: object = None  # constant value when the initialiser is one
+    implicit: bool = False
+
+
+@dataclass
+class Built:
+    graph: object
+    gb: GraphBuilder
+    source: Source
+    diagnostics: list
+    dims: dict  # name -> size (None while free), after binding to literal values
+    decls: dict  # name -> Decl, in declaration order
+    outputs: list
+    defs: dict = field(default_factory=dict)
+    assigned: dict = field(default_factory=dict)
+    declared_dims: dict = field(default_factory=dict)  # name -> size as declared (None: free)
+
+
+def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False) -> Built:
+    builder = _Builder(program, source, dims or {}, input_shapes or {}, strict)
+    return builder.run()
+
+
+class _Builder:
+    def __init__(self, program, source, dim_overrides, input_shapes, strict):
+        self.program, self.source, self.strict = program, source, strict
+        self.dim_overrides, self.input_shapes = dim_overrides, input_shapes
+        self.rep = Reporter(source)
+        self.gb = GraphBuilder(source, self.rep)
+        self.dims: dict[str, int | None] = {}
+        self.declared_dims: dict[str, int | None] = {}
+        self.dim_spans: dict = {}
+        self.decls: dict[str, Decl] = {}
+        self.defs: dict[str, A.Def] = {}
+        self.assigned: dict[str, str] = {}
+        self.later: dict[str, object] = {}  # every top-level name -> span of its definition
+        self.calls: dict[str, int] = {}
+        self.outputs: list[str] = []
+        self.implicit: set[str] = set()
+
+    # ---- driver ----------------------------------------------------------------
+    def run(self) -> Built:
+        self._collect()
+        self._check_recursion()
+        for stmt in self.program.statements:
+            self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
+            self._statement(stmt)
+        self._finish_outputs()
+        self.rep.raise_if_errors()
+        return Built(self.gb.g, self.gb, self.source, self.rep.diagnostics, self.dims, self.decls,
+                     self.outputs, self.defs, self.assigned, self.declared_dims)
+
+    def _collect(self):
+        """Hoist defs; find every top-level name once, so duplicates and forward uses are known."""
+        for stmt in self.program.statements:
+            for name, span in _defined_names(stmt):
+                if name in self.later:
+                    first = self.later[name]
+                    self.rep.error("E104", f"`{name}` is defined twice", span,
+                                   notes=(f"first defined at line {first.line}, column {first.col}",),
+                                   help=("every name is defined once; give this one a new name",))
+                else:
+                    self.later[name] = span
+            if isinstance(stmt, A.Def) and stmt.name not in self.defs:
+                self.defs[stmt.name] = stmt
+                if stmt.name in REGISTRY or stmt.name in BUILTINS:
+                    self.rep.warn("W003", f"def `{stmt.name}` shadows the builtin of the same name",
+                                  stmt.name_span)
+
+    def _check_recursion(self):
+        """A def may not call itself, directly or through others (calls are inlined)."""
+        callees = {name: _called_names(d) & set(self.defs) for name, d in self.defs.items()}
+        state: dict[str, int] = {}
+        for root in self.defs:
+            stack = [(root, iter(sorted(callees[root])))]
+            state[root] = state.get(root, 0) or 1
+            path = [root]
+            while stack:
+                name, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    state[name] = 2
+                    stack.pop()
+                    path.pop()
+                elif state.get(nxt) == 1 and nxt in path:
+                    cycle = path[path.index(nxt):] + [nxt]
+                    self._recursion_error(cycle)
+                    return
+                elif not state.get(nxt):
+                    state[nxt] = 1
+                    path.append(nxt)
+                    stack.append((nxt, iter(sorted(callees[nxt]))))
+
+    def _recursion_error(self, cycle):
+        d = self.defs[cycle[0]]
+        how = "itself" if len(cycle) == 2 else "itself through " + " -> ".join(f"`{c}`" for c in cycle[1:-1])
+        self.rep.error("E105", f"def `{cycle[0]}` calls {how}", d.name_span,
+                       notes=("calls are inlined into the graph, so recursion would never end",
+                              "call chain: " + " -> ".join(cycle)),
+                       help=("unroll the recursion by hand, or write the loop out as separate statements",))
+        for name in cycle[:-1]:
+            self.defs.pop(name, None)
+            self.later.pop(name, None)
+
+    def _statement(self, stmt):
+        if isinstance(stmt, A.DimDecl):
+            for item in stmt.items:
+                self._dim(item)
+        elif isinstance(stmt, A.VarDecl):
+            for item in stmt.items:
+                self._decl(stmt.kind, item)
+        elif isinstance(stmt, A.Assign):
+            vid = self.lower(stmt.value, None)
+            if stmt.name not in self.assigned and stmt.name not in self.decls and stmt.name not in self.dims:
+                self.gb.span = stmt.span
+                self.assigned[stmt.name] = self.gb.bind(vid, stmt.name, span=stmt.name_span)
+        elif isinstance(stmt, A.Output):
+            for name in stmt.names:
+                self._output(name)
+
+    # ---- declarations -------------------------------------------------------------
+    def _dim(self, item: A.DimItem):
+        size = None
+        if item.size is not None:
+            size = self._const_int(item.size, "a dim size")
+        if item.name in self.dim_overrides:
+            size = int(self.dim_overrides[item.name])
+        if size is not None and size < 0:
+            self.rep.error("E204", f"dim `{item.name}` has negative size {size}", item.span)
+        if item.name not in self.dims:
+            self.dims[item.name] = self.declared_dims[item.name] = size
+            self.dim_spans[item.name] = item.span
+
+    def _const_int(self, expr, what):
+        try:
+            value = const_eval(expr, self._const_lookup)
+        except NotConstant as err:
+            self.rep.error("E107", f"{what} must be a constant: {err.message}", err.span or expr.span)
+            return None
+        if np.ndim(value) != 0 or float(value) != int(float(value)):
+            self.rep.error("E107", f"{what} must be a whole number, not {value}", expr.span)
+            return None
+        return int(float(value))
+
+    def _const_lookup(self, name: A.Name):
+        if name.id in self.dims:
+            if self.dims[name.id] is None:
+                raise NotConstant(f"dim `{name.id}` is free: its size is known only at run time", name.span)
+            return float(self.dims[name.id])
+        decl = self.decls.get(name.id)
+        if decl is not None and decl.kind == "const" and decl.value is not None:
+            return decl.value
+        raise NotConstant(f"`{name.id}` is not a constant known before the run", name.span)
+
+    def _decl(self, kind, item: A.DeclItem):
+        shape = self._declared_shape(item.shape) if item.shape is not None else None
+        value = self._init_value(item, kind)
+        if value is not None and item.name not in self.input_shapes:  # a given value replaces the literal
+            shape = self._unify_literal(item, shape, np.shape(value))
+        if item.name in self.input_shapes:
+            shape = self._with_sizes(shape, self.input_shapes[item.name])
+        decl = Decl(kind, item.name, shape, item.init, item.span, value)
+        if item.name in self.decls or item.name in self.dims:
+            return
+        self.decls[item.name] = decl
+        attrs = {"value": np.asarray(value, float)} if kind == "const" and value is not None else {}
+        self.gb.add_var(item.name, kind, shape, name=item.name, span=item.name_span, anonymous=False, **attrs)
+
+    def _declared_shape(self, dims) -> tuple:
+        out = []
+        for d in dims:
+            if d.name is None:
+                out.append(Dim(None, d.size))
+            elif d.name in self.dims:
+                out.append(Dim(d.name, self.dims[d.name]))
+            else:
+                near = suggest(d.name, self.dims)
+                self.rep.error("E101", f"undefined dim `{d.name}`", d.span,
+                               help=(f"did you mean `{near}`?",) if near else
+                               (f"declare it: `dim {d.name}` (free) or `dim {d.name} = 4`",))
+                out.append(Dim(d.name, None))
+        return tuple(out)
+
+    def _init_value(self, item, kind):
+        """The initialiser's value when it is a constant (literals, dims, consts); None for randn() & co."""
+        init = item.init
+        if init is None:
+            return None
+        if isinstance(init, A.Call) and init.func in INITIALISERS:
+            if item.shape is None and init.func not in ("full",):
+                self.rep.error("E107", f"`{init.func}()` needs a declared shape for `{item.name}`", init.span,
+                               help=(f"declare it, e.g. `{kind} {item.name} : [n, m] = {init.func}()`",))
+            return None
+        try:
+            return np.asarray(const_eval(init, self._const_lookup), dtype=np.float64)
+        except NotConstant as err:
+            self.rep.error("E107", f"the initialiser of `{item.name}` must be a constant: {err.message}",
+                           err.span or init.span,
+                           help=("initialisers are literals, numbers, dims, earlier consts, arithmetic, "
+                                 "or randn/uniform/zeros/ones/full/glorot/he",))
+            return None
+
+    def _unify_literal(self, item, shape, sizes):
+        """A declared shape must agree with its literal; free dims bind to the literal's sizes."""
+        if shape is None:
+            return tuple(Dim(None, s) for s in sizes)
+        if len(shape) != len(sizes) or any(d.size is not None and d.size != s for d, s in zip(shape, sizes)):
+            got = "[" + ", ".join(map(str, sizes)) + "]"
+            self.rep.error("E203", f"`{item.name}` is declared {fmt_shape(shape)} but its value has shape {got}",
+                           item.init.span, notes=(f"declared at line {item.span.line}",),
+                           help=("make the declared shape and the value agree",))
+            return shape
+        for d, s in zip(shape, sizes):
+            if d.name is not None and self.dims.get(d.name) is None:
+                self.dims[d.name] = s
+        return tuple(Dim(d.name, s) for d, s in zip(shape, sizes))
+
+    def _with_sizes(self, shape, sizes):
+        if shape is None or len(shape) != len(sizes):
+            return tuple(Dim(None, int(s)) for s in sizes)
+        return tuple(Dim(d.name, int(s)) for d, s in zip(shape, sizes))
+
+    # ---- outputs -------------------------------------------------------------------
+    def _output(self, name: A.Name):
+        vid = self.assigned.get(name.id) or (name.id if name.id in self.decls else None)
+        if vid is None:
+            near = suggest(name.id, list(self.assigned) + list(self.decls))
+            self.rep.error("E106", f"output `{name.id}` is not defined", name.span,
+                           help=(f"did you mean `{near}`?",) if near else ())
+        elif vid not in self.outputs:
+            self.outputs.append(vid)
+
+    def _finish_outputs(self):
+        if not self.outputs:
+            self.outputs = [v for v in self.assigned.values() if self.gb.g.out_degree(v) == 0]
+        for v in self.outputs:
+            node = self.gb.g.nodes[v]
+            if node["role"] == "intermediate":
+                node["role"] = "output"
+
+    # ---- expressions ----------------------------------------------------------------
+    def lower(self, expr, scope) -> str:
+        """The node id holding expr's value; scope maps a def's params and locals."""
+        return A.postorder(expr, lambda node, kids: self._visit(node, kids, scope), self._kids)
+
+    def _kids(self, node):
+        if isinstance(node, A.ArrayLit) and _is_literal(node):
+            return ()
+        if isinstance(node, A.Index):
+            return (node.value,)
+        if isinstance(node, A.Call):
+            return self._call_inputs(node)[0]
+        return A.children(node)
+
+    def _visit(self, node, kids, scope):
+        self.gb.span = node.span
+        vid = self._visit_node(node, kids, scope)
+        data = self.gb.g.nodes[vid]
+        if data.get("anonymous") and "text" not in data:
+            data["text"] = _source_text(self.source, node.span)
+        return vid
+
+    def _visit_node(self, node, kids, scope):
+        gb = self.gb
+        if isinstance(node, A.Num):
+            return gb.const(node.value)
+        if isinstance(node, A.Bool):
+            return gb.const(1.0 if node.value else 0.0)
+        if isinstance(node, A.Name):
+            return self.resolve(node, scope)
+        if isinstance(node, A.ArrayLit):
+            if not kids:
+                return self._literal(node)
+            return gb.op("stack", *kids, axis=0)
+        if isinstance(node, A.BinOp):
+            return gb.emit(BIN[node.op], kids, {})
+        if isinstance(node, A.UnaryOp):
+            return gb.emit("neg", kids, {}) if node.op == "-" else kids[0]
+        if isinstance(node, A.Transpose):
+            return gb.emit("transpose", kids, {"axes": None})
+        if isinstance(node, A.Index):
+            return self._index(node, kids[0])
+        if isinstance(node, A.Call):
+            return self._call(node, kids, scope)
+        raise AssertionError(f"unhandled syntax {type(node).__name__}")
+
+    def _literal(self, node):
+        try:
+            return self.gb.const(const_eval(node, self._const_lookup))
+        except NotConstant as err:
+            self.rep.error("E204", err.message, err.span or node.span)
+            return self._placeholder()
+
+    def _placeholder(self) -> str:
+        """Stands in for an expression that had an error, so later checks do not cascade."""
+        return self.gb.add_var(self.gb.fresh(), "intermediate", None, anonymous=True, error=True)
+
+    def _index(self, node: A.Index, base):
+        try:
+            key = tuple(const_eval(item, self._const_lookup) for item in node.items)
+        except NotConstant as err:
+            self.rep.error("E204", f"indices must be constants: {err.message}", err.span or node.span)
+            return self._placeholder()
+        for k in key:
+            if not isinstance(k, slice) and (np.ndim(k) != 0 or float(k) != int(float(k))):
+                self.rep.error("E204", "an index must be a whole number or a slice", node.span)
+                return self._placeholder()
+        key = tuple(k if isinstance(k, slice) else int(float(k)) for k in key)
+        return self.gb.emit("index", [base], {"key": key})
+
+    # ---- names ------------------------------------------------------------------------
+    def resolve(self, name: A.Name, scope) -> str:
+        n = name.id
+        if scope is not None and n in scope:
+            return scope[n]
+        if n in self.decls:
+            return n
+        if n in self.dims:
+            return self._dim_node(n)
+        if n in self.assigned:
+            if scope is None:
+                return self.assigned[n]
+            self.rep.error("E101", f"`{n}` is not visible inside a def", name.span,
+                           notes=("a def body sees its parameters, its locals and the declared names",),
+                           help=(f"pass `{n}` as a parameter",))
+            return self._placeholder()
+        return self._unresolved(name, scope)
+
+    def _unresolved(self, name, scope):
+        n = name.id
+        if n in self.defs or n in BUILTINS:
+            self.rep.error("E101", f"`{n}` is a function, not a value", name.span,
+                           help=(f"call it: `{n}(...)`",))
+            return self._placeholder()
+        if n in self.later:
+            first = self.later[n]
+            self.rep.error("E101", f"`{n}` is used before it is defined", name.span,
+                           notes=(f"it is defined at line {first.line}",),
+                           help=("move the definition above its first use",))
+            return self._placeholder()
+        known = list(self.decls) + list(self.dims) + list(self.assigned) + list(scope or ())
+        near = suggest(n, known)
+        if near is not None:
+            self.rep.error("E101", f"undefined name `{n}`", name.span, help=(f"did you mean `{near}`?",))
+            return self._placeholder()
+        return self._implicit_input(name)
+
+    def _implicit_input(self, name):
+        n = name.id
+        if n not in self.implicit:
+            self.implicit.add(n)
+            report = self.rep.error if self.strict else self.rep.warn
+            report("W001" if not self.strict else "E101",
+                   f"`{n}` is not declared: it is an implicit input of unknown shape", name.span,
+                   help=(f"declare it, e.g. `input {n} : [n]`, or give it a value with --set {n}=...",))
+            shape = self._with_sizes(None, self.input_shapes[n]) if n in self.input_shapes else None
+            self.gb.add_var(n, "input", shape, name=n, span=name.span, anonymous=False, implicit=True)
+            self.decls[n] = Decl("input", n, shape, None, name.span, implicit=True)
+        return n
+
+    def _dim_node(self, n):
+        """A dim used as a scalar (`/ b`): a constant filled in when the dim is bound."""
+        vid = f"dim:{n}"
+        if vid not in self.gb.g:
+            size = self.dims[n]
+            attrs = {"value": np.asarray(float(size))} if size is not None else {}
+            self.gb.add_var(vid, "const", (), name=n, dim=n, anonymous=False, call=(),
+                            span=self.dim_spans.get(n), **attrs)
+        return vid
+
+    # ---- calls --------------------------------------------------------------------------
+    def _call_inputs(self, node: A.Call):
+        """(expressions lowered as graph inputs, static keyword expressions, error or None)."""
+        name = ALIASES.get(node.func, node.func)
+        if name == "grad" or name in self.defs or name not in REGISTRY or REGISTRY[name].internal:
+            return tuple(node.args), {}, None
+        op = REGISTRY[name]
+        args = list(node.args)
+        inputs = args[: op.nargs[1]] if not op.variadic else []
+        if op.variadic and args:
+            first = args[0]
+            inputs = list(first.elements) if isinstance(first, A.ArrayLit) else [first]
+        rest = args[len(inputs):] if not op.variadic else args[1:]
+        static_names = [k for k in op.kwargs if k != "like"]
+        static = dict(zip(static_names, rest))
+        error = None
+        if len(rest) > len(static_names):
+            error = f"`{node.func}` takes at most {op.nargs[1] + len(static_names)} positional arguments"
+        extra = {}
+        for kw in node.kwargs:
+            if kw.name in op.kw_inputs:
+                extra[op.kw_inputs.index(kw.name) + op.nargs[0] - len(op.kw_inputs)] = kw.value
+            elif kw.name in static_names and kw.name not in static:
+                static[kw.name] = kw.value
+            else:
+                error = error or self._bad_keyword(node, kw, static_names + list(op.kw_inputs))
+        for pos in sorted(extra):
+            inputs.insert(pos, extra[pos]) if pos <= len(inputs) else inputs.append(extra[pos])
+        return tuple(inputs), static, error
+
+    def _bad_keyword(self, node, kw, allowed):
+        if kw.name in allowed:
+            return f"`{kw.name}` is given twice to `{node.func}`"
+        hint = f"; it takes {', '.join(f'`{a}=`' for a in allowed)}" if allowed else "; it takes none"
+        return f"`{node.func}` has no keyword argument `{kw.name}`{hint}"
+
+    def _call(self, node: A.Call, kids, scope):
+        name = ALIASES.get(node.func, node.func)
+        if name in self.defs:
+            return self._inline(self.defs[name], node, kids)
+        if name == "grad":
+            return self._grad(node, kids)
+        if name in REGISTRY and not REGISTRY[name].internal:
+            return self._builtin(node, name, kids)
+        return self._unknown_function(node, kids)
+
+    def _builtin(self, node, name, kids):
+        op = REGISTRY[name]
+        _, static_exprs, error = self._call_inputs(node)
+        lo, hi = op.nargs
+        if error is None and not lo <= len(kids) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            error = f"`{node.func}` takes {want} argument{'s' if want != '1' else ''} but {len(kids)} " \
+                    f"{'were' if len(kids) != 1 else 'was'} given"
+        if error:
+            self.rep.error("E103", error, node.span, help=(f"see `{node.func}` in docs/language.md",))
+            return self._placeholder()
+        attrs = dict(op.kwargs)
+        attrs.pop("like", None)
+        for key, expr in static_exprs.items():
+            value = self._static(expr, key, node)
+            if value is _BAD:
+                return self._placeholder()
+            attrs[key] = value
+        return self.gb.emit(name, list(kids), attrs)
+
+    def _static(self, expr, key, node):
+        """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""
+        if key in ("shape", "k"):
+            return self._static_shape(expr, key)
+        try:
+            value = const_eval(expr, self._const_lookup)
+        except NotConstant as err:
+            self.rep.error("E103", f"`{key}=` of `{node.func}` must be a constant: {err.message}",
+                           err.span or expr.span)
+            return _BAD
+        if key == "keepdims":
+            return bool(value)
+        if key in ("axis", "axes"):
+            if value is None:
+                return None
+            arr = np.asarray(value)
+            if arr.ndim > 1 or np.any(arr != np.round(arr)):
+                self.rep.error("E103", f"`{key}=` must be a whole number or a list of them", expr.span)
+                return _BAD
+            return int(arr) if arr.ndim == 0 else tuple(int(a) for a in arr)
+        return float(value)
+
+    def _static_shape(self, expr, key):
+        items = expr.elements if isinstance(expr, A.ArrayLit) else [expr]
+        out = []
+        for item in items:
+            if isinstance(item, A.Name) and item.id in self.dims:
+                out.append(Dim(item.id, self.dims[item.id]))
+                continue
+            try:
+                value = const_eval(item, self._const_lookup)
+            except NotConstant as err:
+                self.rep.error("E103", f"`{key}` must be constant sizes: {err.message}", err.span or item.span)
+                return _BAD
+            out.append(Dim(None, int(value)))
+        return out[0] if key == "k" else tuple(out)
+
+    def _unknown_function(self, node, kids):
+        near = suggest(node.func, list(BUILTINS) + list(self.defs))
+        if near is not None and near != node.func:
+            self.rep.error("E102", f"unknown function `{node.func}`", node.func_span,
+                           help=(f"did you mean `{near}`?",))
+            return self._placeholder()
+        if node.func in INITIALISERS:
+            self.rep.error("E102", f"`{node.func}()` is an initialiser, usable only in a declaration",
+                           node.func_span, help=(f"declare a param: `param w : [n] = {node.func}()`",))
+            return self._placeholder()
+        report = self.rep.error if self.strict else self.rep.warn
+        report("W002" if not self.strict else "E102",
+               f"`{node.func}` is not defined: drawn as an opaque operator", node.func_span,
+               help=(f"define it, e.g. `def {node.func}(z) = relu(z)`; evaluation needs a definition",))
+        return self.gb.emit("opaque", list(kids), {"func": node.func})
+
+    def _inline(self, d: A.Def, node: A.Call, kids):
+        if node.kwargs or len(kids) != len(d.params):
+            self.rep.error("E103", f"`{d.name}` takes {len(d.params)} argument"
+                           f"{'s' if len(d.params) != 1 else ''} but {len(kids) + len(node.kwargs)} "
+                           f"{'were' if len(kids) + len(node.kwargs) != 1 else 'was'} given", node.span,
+                           notes=(f"`{d.name}` is defined at line {d.span.line}",))
+            return self._placeholder()
+        if len(self.gb.call) >= MAX_INLINE_DEPTH:
+            self.rep.error("E105", f"defs nested more than {MAX_INLINE_DEPTH} deep", node.span)
+            return self._placeholder()
+        self.calls[d.name] = self.calls.get(d.name, 0) + 1
+        label = f"{d.name}#{self.calls[d.name]}"
+        outer_call, outer_span = self.gb.call, self.gb.span
+        self.gb.call = outer_call + (label,)
+        self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
+        scope = self._bind_params(d, kids)
+        for stmt in d.body:
+            vid = self.lower(stmt.value, scope)
+            self.gb.span = stmt.span
+            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", name=stmt.name, span=stmt.name_span) \
+                if stmt.name not in scope else self._dup_local(stmt)
+        result = self.lower(d.result, scope)
+        self.gb.call, self.gb.span = outer_call, outer_span
+        return result
+
+    def _dup_local(self, stmt):
+        self.rep.error("E104", f"`{stmt.name}` is assigned twice in this def", stmt.name_span)
+        return self._placeholder()
+
+    def _bind_params(self, d: A.Def, kids):
+        local_dims: dict[str, Dim] = {}
+        for p, vid in zip(d.params, kids):
+            shape = self.gb.shape(vid)
+            if p.shape is None or shape is None:
+                continue
+            if len(p.shape) != len(shape):
+                self._param_mismatch(d, p, vid, f"has {len(shape)} axes, not {len(p.shape)}")
+                continue
+            for want, got in zip(p.shape, shape):
+                if want.size is not None and got.size is not None and want.size != got.size:
+                    self._param_mismatch(d, p, vid, f"has size {got.size} where {want.size} is declared")
+                elif want.name in self.dims and same_dim(Dim(want.name, self.dims[want.name]), got) is False:
+                    self._param_mismatch(d, p, vid, f"has {got} where dim {want.name} is declared")
+                elif want.name is not None and want.name not in self.dims:
+                    seen = local_dims.setdefault(want.name, got)
+                    if same_dim(seen, got) is False:
+                        self._param_mismatch(d, p, vid, f"has {got} where {want.name} = {seen} is bound")
+        return {p.name: vid for p, vid in zip(d.params, kids)}
+
+    def _param_mismatch(self, d, p, vid, what):
+        self.rep.error("E202", f"argument `{p.name}` of `{d.name}` {what}: "
+                               f"`{self.gb.label(vid)} : {fmt_shape(self.gb.shape(vid))}`", self.gb.span,
+                       notes=(f"`{d.name}` declares `{p.name}` at line {p.span.line}",))
+
+    def _grad(self, node: A.Call, kids):
+        from .autodiff import gradient_node
+
+        if len(kids) != 2 or node.kwargs or not isinstance(node.args[1], A.Name):
+            self.rep.error("E103", "grad takes two arguments: grad(y, x) with x a name", node.span,
+                           help=("for example `g = grad(J, W1)`",))
+            return self._placeholder()
+        return gradient_node(self.gb, kids[0], kids[1])
+
+
+_BAD = object()
+
+
+def _defined_names(stmt):
+    if isinstance(stmt, A.DimDecl):
+        return [(i.name, i.span) for i in stmt.items]
+    if isinstance(stmt, A.VarDecl):
+        return [(i.name, i.name_span) for i in stmt.items]
+    if isinstance(stmt, A.Assign):
+        return [(stmt.name, stmt.name_span)]
+    if isinstance(stmt, A.Def):
+        return [(stmt.name, stmt.name_span)]
+    return []
+
+
+def _called_names(d: A.Def) -> set:
+    found = set()
+    stack = [s.value for s in d.body] + [d.result]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Call):
+            found.add(node.func)
+        stack.extend(A.children(node))
+    return found
+
+
+def _is_literal(node) -> bool:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, A.ArrayLit):
+            stack.extend(n.elements)
+        elif isinstance(n, A.UnaryOp):
+            stack.append(n.operand)
+        elif not isinstance(n, (A.Num, A.Bool)):
+            return False
+    return True
+
+
+def _source_text(source: Source, span) -> str | None:
+    if span is None:
+        return None
+    text = source.text[span.start:span.end]
+    return text if len(text) <= 40 and "\n" not in text else None
+
+

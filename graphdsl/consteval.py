@@ -1,0 +1,84 @@
+"""Constant expressions: dim sizes, initialisers, static arguments (`axis=0`).
+
+They are evaluated once, outside the graph, with the operator table's own NumPy
+forwards, so a constant means the same thing here as in the graph.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ast as A
+from .diagnostics import Span
+from .ops import REGISTRY
+
+BIN = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow",
+       "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
+
+
+class NotConstant(Exception):
+    """The expression needs a run-time value; carries the span that does."""
+
+    def __init__(self, message: str, span: Span | None):
+        super().__init__(message)
+        self.message, self.span = message, span
+
+
+def literal_array(node: A.ArrayLit, elements: list) -> np.ndarray:
+    shapes = {np.shape(e) for e in elements}
+    if len(shapes) > 1:
+        raise NotConstant("array literal is not rectangular: its rows differ in length", node.span)
+    return np.array(elements, dtype=np.float64)
+
+
+def const_eval(expr, lookup, call=None):
+    """Evaluate `expr`; `lookup(Name)` gives a name's value, `call(Call, args, kwargs)` a call's."""
+
+    def kids(node):
+        if isinstance(node, A.Call):
+            return tuple(node.args) + tuple(k.value for k in node.kwargs)
+        return A.children(node)
+
+    def visit(node, vals):
+        if isinstance(node, A.Num):
+            return node.value
+        if isinstance(node, A.Bool):
+            return node.value
+        if isinstance(node, A.Name):
+            return lookup(node)
+        if isinstance(node, A.ArrayLit):
+            return literal_array(node, vals)
+        if isinstance(node, A.UnaryOp):
+            return -vals[0] if node.op == "-" else vals[0]
+        if isinstance(node, A.BinOp):
+            with np.errstate(all="ignore"):
+                return REGISTRY[BIN[node.op]].forward(np.asarray(vals[0], float), np.asarray(vals[1], float))
+        if isinstance(node, A.Transpose):
+            return np.transpose(vals[0])
+        if isinstance(node, A.Slice):
+            return slice(*_slice_parts(node, vals))
+        if isinstance(node, A.Index):
+            return np.asarray(vals[0])[tuple(_int_index(v, node.span) for v in vals[1:])]
+        if isinstance(node, A.Call):
+            n = len(node.args)
+            kwargs = {k.name: v for k, v in zip(node.kwargs, vals[n:])}
+            if call is None:
+                raise NotConstant(f"`{node.func}(...)` is not a constant", node.span)
+            return call(node, vals[:n], kwargs)
+        raise NotConstant("not a constant expression", getattr(node, "span", None))
+
+    return A.postorder(expr, visit, kids)
+
+
+def _slice_parts(node: A.Slice, vals):
+    it = iter(vals)
+    return tuple(_int_index(next(it), node.span) if part is not None else None
+                 for part in (node.start, node.stop, node.step))
+
+
+def _int_index(v, span):
+    if isinstance(v, slice):
+        return v
+    if np.ndim(v) != 0 or float(v) != int(float(v)):
+        raise NotConstant("an index must be a whole number", span)
+    return int(float(v))
+

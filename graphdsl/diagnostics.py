@@ -1,0 +1,208 @@
+"""The one diagnostic type, used by every stage, and its two renderings.
+
+A Diagnostic is data: a code, a severity, a message, a source span and
+`note:`/`help:` lines. Text rendering is Rust-style (file:line:col, the source
+line, carets under the span); JSON rendering is a list of plain dicts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+MAX_ERRORS = 20
+
+# One table of codes, so that docs/errors.md and tests have one place to look.
+CODES = {
+    # syntax (the parser stops at the first)
+    "E001": "syntax error",
+    "E002": "unclosed bracket",
+    "E003": "foreign syntax",
+    "E004": "invalid character",
+    "E005": "reserved word used as a name",
+    "E006": "file cannot be read",
+    # names and structure
+    "E101": "undefined name",
+    "E102": "unknown function",
+    "E103": "wrong arguments",
+    "E104": "name assigned twice",
+    "E105": "recursive def",
+    "E106": "invalid output",
+    "E107": "invalid declaration",
+    # shapes
+    "E201": "matmul dimensions differ",
+    "E202": "shapes do not broadcast",
+    "E203": "declared shape disagrees with value",
+    "E204": "invalid shape",
+    # run time
+    "E301": "value has the wrong shape",
+    "E302": "non-finite value",
+    "E303": "value too large",
+    "E304": "missing value",
+    "E305": "cannot evaluate",
+    "E306": "bad value file",
+    "E307": "gradient check failed",
+    "E308": "cannot write output",
+    "E309": "renderer unavailable",
+    # warnings
+    "W001": "implicit input",
+    "W002": "undefined function",
+    "W003": "def shadows a builtin",
+    "W004": "unused value",
+}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open range of the source: offsets plus 1-based line/column."""
+
+    start: int
+    end: int
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @staticmethod
+    def merge(a: "Span | None", b: "Span | None") -> "Span | None":
+        if a is None or b is None:
+            return a or b
+        first, last = (a, b) if a.start <= b.start else (b, a)
+        far = a if a.end >= b.end else b
+        return Span(first.start, far.end, first.line, first.col, far.end_line, far.end_col)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model's text and the name it is reported under."""
+
+    text: str
+    name: str = "<string>"
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.splitlines()
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    severity: str = "error"  # "error" | "warning"
+    notes: tuple[str, ...] = ()
+    help: tuple[str, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def format(self, source: Source | None) -> str:
+        name = source.name if source else "<input>"
+        where = f"{name}:{self.span.line}:{self.span.col}" if self.span else name
+        out = [f"{where}: {self.severity}[{self.code}]: {self.message}"]
+        if self.span and source:
+            out.extend(_caret_lines(source, self.span))
+        out.extend(f"  = note: {n}" for n in self.notes)
+        out.extend(f"  = help: {h}" for h in self.help)
+        return "\n".join(out)
+
+    def to_json(self, source: Source | None) -> dict:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": source.name if source else None,
+            "line": self.span.line if self.span else None,
+            "col": self.span.col if self.span else None,
+            "end_line": self.span.end_line if self.span else None,
+            "end_col": self.span.end_col if self.span else None,
+            "notes": list(self.notes),
+            "help": list(self.help),
+        }
+
+
+def _caret_lines(source: Source, span: Span) -> list[str]:
+    text = source.line_text(span.line)
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    end_col = span.end_col if span.end_line == span.line else len(text) + 1
+    width = max(1, end_col - span.col)
+    # Keep tabs in the lead so the caret lines up with what a terminal shows.
+    lead = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+    shown = text if len(text) <= 240 else _clip(text, span.col)
+    if shown is not text:
+        lead, width = " " * min(span.col - 1, 80), min(width, 80)
+    return [f"{pad} |", f"{gutter} | {shown}", f"{pad} | {lead}{'^' * width}"]
+
+
+def _clip(text: str, col: int) -> str:
+    """Very long lines (minified input, 1 MB lines) are cut around the column."""
+    start = max(0, col - 1 - 80)
+    piece = text[start : start + 160]
+    return ("..." if start else "") + piece + ("..." if start + 160 < len(text) else "")
+
+
+class GraphDSLError(Exception):
+    """Raised for any problem in a model or its data; carries the diagnostics."""
+
+    def __init__(self, diagnostics, source: Source | None = None):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.source = source
+        super().__init__(self.format())
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    def format(self) -> str:
+        return "\n\n".join(d.format(self.source) for d in self.diagnostics)
+
+    def to_json(self) -> str:
+        return json.dumps({"diagnostics": [d.to_json(self.source) for d in self.diagnostics]})
+
+    def with_source(self, source: Source) -> "GraphDSLError":
+        if self.source is None:
+            self.source = source
+            self.args = (self.format(),)
+        return self
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics for one stage; raises once at the end if any are errors."""
+
+    source: Source | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, code, message, span=None, notes=(), help=()):
+        if len(self.errors) < MAX_ERRORS:
+            self.diagnostics.append(Diagnostic(code, message, span, "error", tuple(notes), tuple(help)))
+
+    def warn(self, code, message, span=None, notes=(), help=()):
+        self.diagnostics.append(Diagnostic(code, message, span, "warning", tuple(notes), tuple(help)))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    def raise_if_errors(self):
+        if self.errors:
+            raise GraphDSLError(self.diagnostics, self.source)
+
+
+def suggest(name: str, candidates) -> str | None:
+    """The closest known name, for did-you-mean hints."""
+    import difflib
+
+    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def fail(code, message, span=None, notes=(), help=(), source=None):
+    raise GraphDSLError(Diagnostic(code, message, span, "error", tuple(notes), tuple(help)), source)

@@ -1,0 +1,168 @@
+"""The graph and the one way to add to it.
+
+A bipartite networkx.MultiDiGraph: variable nodes (kind "var") and operator
+nodes (kind "op"); the edge from an input to an operator is keyed by argument
+position. `GraphBuilder.op` is used by the forward builder and by every
+reverse-mode rule alike, so gradients are ordinary nodes.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from .diagnostics import Diagnostic, GraphDSLError, Reporter, Source
+from .ops import REGISTRY, ShapeError, fmt_shape
+from .ops.base import Dim
+
+ROLES = ("input", "param", "const", "intermediate", "output")
+
+
+class GraphBuilder:
+    def __init__(self, source: Source, reporter: Reporter | None = None):
+        self.g = nx.MultiDiGraph()
+        self.source = source
+        self.reporter = reporter or Reporter(source)
+        self.count = 0
+        self.phase = "forward"  # "backward" while reverse mode adds adjoints
+        self.span = None  # the source span new nodes are attributed to
+        self.call: tuple[str, ...] = ()  # the def calls new nodes sit inside
+
+    # ---- variables -------------------------------------------------------------
+    def fresh(self) -> str:
+        self.count += 1
+        return f"%{self.count}"
+
+    def add_var(self, vid: str, role: str, shape, **attrs) -> str:
+        attrs.setdefault("span", self.span)
+        attrs.setdefault("call", self.call)
+        self.g.add_node(vid, kind="var", role=role, shape=shape, phase=self.phase, **attrs)
+        return vid
+
+    def const(self, value, name: str | None = None) -> str:
+        value = np.asarray(value, dtype=np.float64)
+        return self.add_var(name or self.fresh(), "const", tuple(Dim(None, s) for s in value.shape),
+                            value=value, anonymous=name is None)
+
+    def shape(self, vid: str):
+        return self.g.nodes[vid]["shape"]
+
+    def const_value(self, vid: str):
+        node = self.g.nodes[vid]
+        return node.get("value") if node["role"] == "const" else None
+
+    def producer(self, vid: str):
+        """The op node that computes vid, or None for a leaf."""
+        for u in self.g.predecessors(vid):
+            return u
+        return None
+
+    def inputs_of(self, op_id: str) -> list[str]:
+        edges = sorted(self.g.in_edges(op_id, keys=True), key=lambda e: e[2])
+        return [u for u, _, _ in edges]
+
+    # ---- operators ---------------------------------------------------------------
+    def op(self, name: str, *inputs, **attrs) -> str:
+        """Add `name(*inputs)` (numbers become constants), simplifying trivial cases."""
+        ids = [x if isinstance(x, str) else self.const(x) for x in inputs]
+        simpler = self._simplify(name, ids, attrs)
+        return simpler if simpler is not None else self.emit(name, ids, attrs)
+
+    def emit(self, name: str, ids: list[str], attrs: dict, out: str | None = None) -> str:
+        opdef = REGISTRY[name]
+        shape = self._infer(opdef, ids, attrs)
+        self.count += 1
+        op_id = f"{name}#{self.count}"
+        out = out or self.fresh()
+        self.g.add_node(op_id, kind="op", op=name, attrs=attrs, span=self.span, call=self.call,
+                        phase=self.phase, out=out)
+        for k, u in enumerate(ids):
+            self.g.add_edge(u, op_id, key=k)
+        self.add_var(out, "intermediate", shape, anonymous=True)
+        self.g.add_edge(op_id, out, key=0)
+        return out
+
+    def _infer(self, opdef, ids, attrs):
+        rule_attrs = dict(attrs)
+        if attrs.get("like") is not None:
+            rule_attrs["like"] = self.shape(attrs["like"])
+            if rule_attrs["like"] is None:
+                return None
+        try:
+            return opdef.shape([self.shape(u) for u in ids], rule_attrs)
+        except ShapeError as err:
+            self._shape_error(err, ids)
+            return None
+
+    def _shape_error(self, err: ShapeError, ids):
+        labels = [f"`{self.label(u)} : {fmt_shape(self.shape(u))}`" for u in ids]
+        message = err.message.format(*labels, *([""] * 4))
+        if self.phase == "backward":
+            raise GraphDSLError(Diagnostic(err.code, f"in reverse mode: {message}", self.span, "error",
+                                           err.notes, err.help), self.source)
+        self.reporter.error(err.code, message, self.span, err.notes, err.help)
+
+    def label(self, vid: str) -> str:
+        node = self.g.nodes[vid]
+        return node.get("text") or node.get("name") or vid
+
+    def _simplify(self, name, ids, attrs):
+        """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T."""
+        one = lambda v: _is_scalar(self.const_value(v), 1.0)  # noqa: E731
+        zero = lambda v: _is_scalar(self.const_value(v), 0.0)  # noqa: E731
+        if name == "mul" and one(ids[0]) and self._keeps_shape(ids[1], ids[0]):
+            return ids[1]
+        if name in ("mul", "div") and one(ids[1]) and self._keeps_shape(ids[0], ids[1]):
+            return ids[0]
+        if name == "add" and zero(ids[0]) and self._keeps_shape(ids[1], ids[0]):
+            return ids[1]
+        if name in ("add", "sub") and zero(ids[1]) and self._keeps_shape(ids[0], ids[1]):
+            return ids[0]
+        if name in ("neg", "transpose") and attrs.get("axes") is None:
+            inner = self.producer(ids[0])
+            if inner and self.g.nodes[inner]["op"] == name and self.g.nodes[inner]["attrs"].get("axes") is None:
+                return self.inputs_of(inner)[0]
+        if attrs.get("like") is not None and name in ("sum_to", "broadcast_to", "reshape", "unreduce") \
+                and not attrs.get("mean") and _same_shape(self.shape(ids[0]), self.shape(attrs["like"])):
+            return ids[0]
+        return None
+
+    def _keeps_shape(self, kept, dropped) -> bool:
+        """Dropping `dropped` from a broadcasting op must not change the result's shape."""
+        return self.shape(dropped) == () and self.shape(kept) is not None
+
+    # ---- renaming -------------------------------------------------------------
+    def bind(self, vid: str, name: str, **attrs) -> str:
+        """Give the value vid the user name `name`: rename a fresh node, else add identity."""
+        node = self.g.nodes[vid]
+        fresh = node.get("anonymous") and self.g.out_degree(vid) == 0 and node["phase"] == self.phase
+        if not fresh:
+            return self._named_identity(vid, name, attrs)
+        self._relabel(vid, name)
+        self.g.nodes[name].update(anonymous=False, name=name, **attrs)
+        self.g.nodes[name].pop("text", None)
+        return name
+
+    def _named_identity(self, vid, name, attrs):
+        out = self.emit("identity", [vid], {}, out=name)
+        self.g.nodes[out].update(anonymous=False, name=name, **attrs)
+        return out
+
+    def _relabel(self, old: str, new: str):
+        data = dict(self.g.nodes[old])
+        preds = list(self.g.in_edges(old, keys=True))
+        self.g.remove_node(old)
+        self.g.add_node(new, **data)
+        for u, _, k in preds:
+            self.g.add_edge(u, new, key=k)
+            self.g.nodes[u]["out"] = new
+
+
+def _is_scalar(value, target: float) -> bool:
+    return value is not None and np.ndim(value) == 0 and float(value) == target
+
+
+def _same_shape(a, b) -> bool:
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return all(x.size is not None and x.size == y.size or (x.name is not None and x.name == y.name
+                                                            and x.size == y.size) for x, y in zip(a, b))

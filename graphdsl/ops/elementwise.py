@@ -1,0 +1,162 @@
+"""Elementwise operators: arithmetic, comparisons, activations and their derivatives.
+
+Reverse-mode rules are graph-building: `b.op(name, *inputs, **attrs)` adds a node
+and returns its id; `n` is the node being differentiated (n.args, n.out, n.g,
+n.attrs, n.needs(i)). The engine sums cotangents to each input's shape.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+
+from .base import OpDef, broadcast_rule, register, unary_same
+
+_SQRT_2PI = np.sqrt(2 * np.pi)
+
+
+def _unary(name, forward, vjp=None, latex=None, differentiable=True, kwargs=None, doc=""):
+    return register(OpDef(name, forward, unary_same, vjp, (1, 1), kwargs or {}, latex=latex,
+                          differentiable=differentiable, elementwise=True, doc=doc))
+
+
+def _binary(name, forward, vjp=None, symbol=None, latex=None, differentiable=True):
+    return register(OpDef(name, forward, broadcast_rule, vjp, (2, 2), symbol=symbol, latex=latex,
+                          differentiable=differentiable, elementwise=True))
+
+
+# ---- arithmetic ------------------------------------------------------------------
+
+_binary("add", np.add, lambda b, n: [n.g, n.g], "+", r"{0} + {1}")
+_binary("sub", np.subtract, lambda b, n: [n.g, b.op("neg", n.g)], "-", r"{0} - {1}")
+_binary("mul", np.multiply,
+        lambda b, n: [b.op("mul", n.g, n.args[1]), b.op("mul", n.args[0], n.g)], "*", r"{0} \odot {1}")
+_binary("div", np.divide,
+        lambda b, n: [b.op("div", n.g, n.args[1]),
+                      b.op("neg", b.op("div", b.op("mul", n.g, n.out), n.args[1])) if n.needs(1) else None],
+        "/", r"\frac{{{0}}}{{{1}}}")
+
+
+def _pow_vjp(b, n):
+    base, expo = n.args
+    c = b.const_value(expo)
+    if c is not None and np.ndim(c) == 0:
+        c = float(c)
+        slope = b.op("mul", c, base if c == 2.0 else b.op("pow", base, c - 1.0))
+    else:
+        slope = b.op("mul", expo, b.op("pow", base, b.op("sub", expo, 1.0)))
+    g_base = b.op("mul", n.g, slope)
+    g_expo = b.op("mul", n.g, b.op("mul", n.out, b.op("log", base))) if n.needs(1) else None
+    return [g_base, g_expo]
+
+
+_binary("pow", np.power, _pow_vjp, "**", r"{0}^{{{1}}}")
+_unary("neg", np.negative, lambda b, n: [b.op("neg", n.g)], r"-{0}")
+
+# ---- comparisons: 0/1 masks, no gradient -----------------------------------------
+
+for _name, _fn, _sym, _tex in [("lt", np.less, "<", "<"), ("le", np.less_equal, "<=", r"\le"),
+                               ("gt", np.greater, ">", ">"), ("ge", np.greater_equal, ">=", r"\ge"),
+                               ("eq", np.equal, "==", "="), ("ne", np.not_equal, "!=", r"\ne")]:
+    _binary(_name, (lambda f: lambda a, c: f(a, c).astype(np.float64))(_fn), None, _sym,
+            "[{0} %s {1}]" % _tex, differentiable=False)
+
+
+def _mask_fwd(winner):
+    def fwd(a, c):
+        return winner(a, c).astype(np.float64) + 0.5 * np.equal(a, c)
+    return fwd
+
+
+# PyTorch splits the gradient of maximum/minimum evenly on ties; so do we.
+register(OpDef("max_mask", _mask_fwd(np.greater), broadcast_rule, None, (2, 2), latex=r"[{0} > {1}]",
+               differentiable=False, elementwise=True, internal=True))
+register(OpDef("min_mask", _mask_fwd(np.less), broadcast_rule, None, (2, 2), latex=r"[{0} < {1}]",
+               differentiable=False, elementwise=True, internal=True))
+_binary("maximum", np.maximum,
+        lambda b, n: [b.op("mul", n.g, b.op("max_mask", *n.args)),
+                      b.op("mul", n.g, b.op("max_mask", n.args[1], n.args[0]))], latex=r"\max({0}, {1})")
+_binary("minimum", np.minimum,
+        lambda b, n: [b.op("mul", n.g, b.op("min_mask", *n.args)),
+                      b.op("mul", n.g, b.op("min_mask", n.args[1], n.args[0]))], latex=r"\min({0}, {1})")
+
+
+def _clip_vjp(b, n):
+    x, lo, hi = n.args
+    inside = b.op("mul", b.op("ge", x, lo), b.op("le", x, hi))
+    return [b.op("mul", n.g, inside),
+            b.op("mul", n.g, b.op("lt", x, lo)) if n.needs(1) else None,
+            b.op("mul", n.g, b.op("gt", x, hi)) if n.needs(2) else None]
+
+
+register(OpDef("clip", lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), broadcast_rule, _clip_vjp,
+               (3, 3), kw_inputs=("lo", "hi"), latex=r"\mathrm{clip}({0}, {1}, {2})", elementwise=True))
+
+
+def _where_vjp(b, n):
+    cond = n.args[0]
+    return [None, b.op("where", cond, n.g, 0.0), b.op("where", cond, 0.0, n.g)]
+
+
+register(OpDef("where", lambda c, a, d: np.where(c != 0, a, d), broadcast_rule, _where_vjp, (3, 3),
+               latex=r"\mathrm{where}({0}, {1}, {2})", elementwise=True))
+
+# ---- elementwise functions ----------------------------------------------------------
+
+_unary("exp", np.exp, lambda b, n: [b.op("mul", n.g, n.out)], r"\exp({0})")
+_unary("log", np.log, lambda b, n: [b.op("div", n.g, n.args[0])], r"\log({0})")
+_unary("log1p", np.log1p, lambda b, n: [b.op("div", n.g, b.op("add", 1.0, n.args[0]))], r"\log(1 + {0})")
+_unary("expm1", np.expm1, lambda b, n: [b.op("mul", n.g, b.op("add", n.out, 1.0))], r"(e^{{{0}}} - 1)")
+_unary("sqrt", np.sqrt, lambda b, n: [b.op("div", n.g, b.op("mul", 2.0, n.out))], r"\sqrt{{{0}}}")
+_unary("square", np.square, lambda b, n: [b.op("mul", n.g, b.op("mul", 2.0, n.args[0]))], r"{0}^2")
+_unary("abs", np.abs, lambda b, n: [b.op("mul", n.g, b.op("sign", n.args[0]))], r"|{0}|")
+_unary("sign", lambda x: np.sign(x).astype(np.float64), None, r"\mathrm{sign}({0})", differentiable=False)
+_unary("reciprocal", np.reciprocal,
+       lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("square", n.out)))], r"\frac{{1}}{{{0}}}")
+_unary("sin", np.sin, lambda b, n: [b.op("mul", n.g, b.op("cos", n.args[0]))], r"\sin({0})")
+_unary("cos", np.cos, lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("sin", n.args[0])))], r"\cos({0})")
+_unary("stop_gradient", lambda x: x, None, r"\mathrm{sg}({0})", differentiable=False)
+
+
+# Activations. Each derivative is an op of its own (relu', sigmoid', ...), so the
+# backward equations read like a textbook: dJ/dz = dJ/dh ⊙ relu'(z).
+def _deriv_vjp(deriv_name):
+    return lambda b, n: [b.op("mul", n.g, b.op(deriv_name, n.args[0], **n.attrs))]
+
+
+def _sigmoid(x):
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def _activation(name, forward, deriv, deriv_vjp, latex, kwargs=None):
+    dname = name + "'"
+    _unary(name, forward, _deriv_vjp(dname), latex, kwargs=kwargs)
+    _unary(dname, deriv, deriv_vjp, latex.replace("({0})", "'({0})"), kwargs=kwargs)
+
+
+def _zero_vjp(b, n):  # piecewise-constant derivative: zero almost everywhere
+    return [None]
+
+
+_activation("relu", lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(np.float64), _zero_vjp,
+            r"\mathrm{relu}({0})")
+_activation("leaky_relu", lambda x, alpha=0.01: np.where(x > 0, x, alpha * x),
+            lambda x, alpha=0.01: np.where(x > 0, 1.0, alpha), _zero_vjp, r"\mathrm{leaky\_relu}({0})",
+            kwargs={"alpha": 0.01})
+_activation("elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0))),
+            lambda x, alpha=1.0: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0))),
+            lambda b, n: [b.op("mul", n.g, b.op("sub", n.out, b.op("gt", n.args[0], 0.0)))],
+            r"\mathrm{elu}({0})", kwargs={"alpha": 1.0})
+_activation("sigmoid", _sigmoid, lambda x: _sigmoid(x) * _sigmoid(-x),
+            lambda b, n: [b.op("mul", n.g, b.op("mul", n.out,
+                                                b.op("sub", 1.0, b.op("mul", 2.0, b.op("sigmoid", n.args[0])))))],
+            r"\sigma({0})")
+_activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
+            lambda b, n: [b.op("mul", n.g, b.op("mul", -2.0, b.op("mul", b.op("tanh", n.args[0]), n.out)))],
+            r"\tanh({0})")
+_activation("gelu", lambda x: x * ndtr(x), lambda x: ndtr(x) + x * np.exp(-0.5 * x * x) / _SQRT_2PI,
+            lambda b, n: [b.op("mul", n.g, b.op("gelu''", n.args[0]))], r"\mathrm{gelu}({0})")
+_unary("gelu''", lambda x: np.exp(-0.5 * x * x) / _SQRT_2PI * (2.0 - x * x), None, r"\mathrm{gelu}''({0})")
+_unary("softplus", lambda x: np.logaddexp(0.0, x),
+       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{softplus}({0})")
+_unary("log_sigmoid", lambda x: -np.logaddexp(0.0, -x),
+       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", b.op("neg", n.args[0])))], r"\log\sigma({0})")

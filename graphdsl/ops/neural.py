@@ -1,0 +1,152 @@
+"""Neural-network builtins in stable forms, each with an exact reverse-mode rule."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Dim, OpDef, ShapeError, broadcast, norm_axis, register, same_dim
+
+
+def _softmax(x, axis=-1):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x, axis=-1):
+    shifted = x - np.max(x, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def _axis_rule(shapes, attrs):
+    s = shapes[0]
+    if s is not None:
+        norm_axis(int(attrs.get("axis", -1)), len(s))
+    return s
+
+
+register(OpDef("softmax", _softmax, _axis_rule,
+               lambda b, n: [b.op("mul", n.out, b.op("sub", n.g, b.op("sum", b.op("mul", n.g, n.out),
+                                                                      axis=n.attrs["axis"], keepdims=True)))],
+               (1, 1), {"axis": -1}, latex=r"\mathrm{softmax}({0})"))
+register(OpDef("log_softmax", _log_softmax, _axis_rule,
+               lambda b, n: [b.op("sub", n.g, b.op("mul", b.op("exp", n.out),
+                                                   b.op("sum", n.g, axis=n.attrs["axis"], keepdims=True)))],
+               (1, 1), {"axis": -1}, latex=r"\log\mathrm{softmax}({0})"))
+
+
+# ---- losses: each is a mean, so its rule needs the count N of averaged positions ----
+
+def _same_shape_loss(shapes, attrs):
+    broadcast(*shapes)
+    return ()
+
+
+def _count(b, like, axis=None):
+    """N as a constant node: elements of `like` (over all axes but `axis`)."""
+    sizes = [d.size for d in b.shape(like)]
+    if axis is not None:
+        sizes.pop(norm_axis(axis, len(sizes)))
+    if any(s is None for s in sizes):
+        raise ShapeError("E204", "the gradient of a mean needs the sizes of its argument")
+    return float(np.prod(sizes)) if sizes else 1.0
+
+
+def _pair_count(b, a, c):
+    """N for a mean over the broadcast of a and c."""
+    sizes = [d.size for d in broadcast(b.shape(a), b.shape(c))]
+    if any(s is None for s in sizes):
+        raise ShapeError("E204", "the gradient of a mean needs the sizes of its argument")
+    return float(np.prod(sizes)) if sizes else 1.0
+
+
+def _mse_vjp(b, n):
+    o, y = n.args
+    go = b.op("mul", b.op("div", b.op("mul", 2.0, n.g), _pair_count(b, o, y)), b.op("sub", o, y))
+    return [go, b.op("neg", go) if n.needs(1) else None]
+
+
+register(OpDef("mse", lambda o, y: np.mean((o - y) ** 2), _same_shape_loss, _mse_vjp, (2, 2),
+               latex=r"\mathrm{mse}({0}, {1})"))
+
+
+def _bce(p, y):
+    # PyTorch's BCELoss clamps each log at -100 so that p = 0 or 1 stays finite.
+    return -np.mean(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
+
+
+def _bce_vjp(b, n):
+    p, y = n.args
+    scale = b.op("div", n.g, _pair_count(b, p, y))
+    gp = b.op("mul", scale, b.op("div", b.op("sub", p, y), b.op("mul", p, b.op("sub", 1.0, p))))
+    gy = b.op("mul", scale, b.op("sub", b.op("log1p", b.op("neg", p)), b.op("log", p))) if n.needs(1) else None
+    return [gp, gy]
+
+
+register(OpDef("bce", _bce, _same_shape_loss, _bce_vjp, (2, 2), latex=r"\mathrm{bce}({0}, {1})"))
+
+
+def _bce_logits(z, y):
+    return np.mean(np.logaddexp(0.0, z) - y * z)
+
+
+def _bce_logits_vjp(b, n):
+    z, y = n.args
+    scale = b.op("div", n.g, _pair_count(b, z, y))
+    gz = b.op("mul", scale, b.op("sub", b.op("sigmoid", z), y))
+    gy = b.op("neg", b.op("mul", scale, z)) if n.needs(1) else None
+    return [gz, gy]
+
+
+register(OpDef("bce_with_logits", _bce_logits, _same_shape_loss, _bce_logits_vjp, (2, 2),
+               latex=r"\mathrm{bce}(\sigma({0}), {1})"))
+
+
+def _cross_entropy(z, t, axis=-1):
+    return -np.sum(t * _log_softmax(z, axis), axis=axis).mean()
+
+
+def _ce_shape(shapes, attrs):
+    z, t = shapes
+    if z is not None and t is not None:
+        if len(z) != len(t) or any(same_dim(a, c) is False for a, c in zip(z, t)):
+            raise ShapeError("E202", "cross_entropy needs logits {0} and target {1} of one shape",
+                             help=("turn class labels into a one-hot target with onehot(labels, k)",))
+    if z is not None:
+        norm_axis(int(attrs.get("axis", -1)), len(z))
+    return ()
+
+
+def _ce_vjp(b, n):
+    z, t = n.args
+    axis = n.attrs["axis"]
+    scale = b.op("div", n.g, _count(b, z, axis))
+    total = b.op("sum", t, axis=axis, keepdims=True)
+    gz = b.op("mul", scale, b.op("sub", b.op("mul", b.op("softmax", z, axis=axis), total), t))
+    gt = b.op("neg", b.op("mul", scale, b.op("log_softmax", z, axis=axis))) if n.needs(1) else None
+    return [gz, gt]
+
+
+register(OpDef("cross_entropy", _cross_entropy, _ce_shape, _ce_vjp, (2, 2), {"axis": -1},
+               latex=r"\mathrm{CE}({0}, {1})"))
+
+
+def _onehot(labels, k=None, axis=-1):
+    idx = np.asarray(labels).astype(np.int64)
+    out = (idx[..., None] == np.arange(int(k))).astype(np.float64)
+    return np.moveaxis(out, -1, axis)
+
+
+def _onehot_shape(shapes, attrs):
+    s, k = shapes[0], attrs.get("k")
+    if k is None:
+        raise ShapeError("E103", "onehot needs the number of classes: onehot(labels, k)")
+    dim = k if isinstance(k, Dim) else Dim(None, int(k))
+    if s is None:
+        return None
+    axis = norm_axis(int(attrs.get("axis", -1)), len(s) + 1)
+    return s[:axis] + (dim,) + s[axis:]
+
+
+register(OpDef("onehot", _onehot, _onehot_shape, None, (1, 1), {"k": None, "axis": -1},
+               differentiable=False, latex=r"\mathrm{onehot}({0})"))
+

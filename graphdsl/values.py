@@ -1,0 +1,221 @@
+"""Values: --set/--load parsing, binding dims from data, and initialisers.
+
+Files are read with allow_pickle=False; every value becomes float64. Dims are
+bound from the first value that fills them and later values must agree; the
+errors name the value, the dim, the axis and both sizes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import numpy as np
+
+from . import ast as A
+from .build import INITIALISERS, Built
+from .consteval import NotConstant, const_eval
+from .diagnostics import Diagnostic, GraphDSLError, suggest
+from .plan import DEFAULT_MAX_ELEMENTS
+
+
+def _fail(code, message, span=None, notes=(), help=(), source=None):
+    raise GraphDSLError(Diagnostic(code, message, span, "error", tuple(notes), tuple(help)), source)
+
+
+# ---- reading values --------------------------------------------------------------
+
+def as_array(value, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        _fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({err})")
+    return arr
+
+
+def parse_set(text: str) -> tuple[str, np.ndarray]:
+    """NAME=VALUE, VALUE a JSON number or array, or a path to an .npy file."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        _fail("E306", f"--set expects NAME=VALUE, got `{text}`", help=("for example --set x=[1,2,3]",))
+    raw = raw.strip()
+    if raw.endswith(".npy"):
+        return name, _load_npy(raw, name)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        _fail("E306", f"--set {name}: `{raw[:60]}` is neither a JSON number or array nor an .npy path",
+              help=("for example --set x=[[1,2],[3,4]] or --set x=0.5",))
+    return name, as_array(value, name)
+
+
+def _load_npy(path, name):
+    try:
+        return as_array(np.load(path, allow_pickle=False), name)
+    except (OSError, ValueError) as err:
+        _fail("E306", f"cannot read `{path}` for `{name}`: {_short(err)}",
+              help=("files are read without pickle: save plain numeric arrays",))
+
+
+def load_file(path: str) -> dict[str, np.ndarray]:
+    """An .npz archive, or a .json object mapping names to numbers/arrays."""
+    if os.path.isdir(path):
+        _fail("E306", f"`{path}` is a directory, not a value file")
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as err:
+            _fail("E306", f"cannot read `{path}`: {_short(err)}")
+        if not isinstance(data, dict):
+            _fail("E306", f"`{path}` must hold a JSON object mapping names to arrays")
+        return {k: as_array(v, k) for k, v in data.items()}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: as_array(archive[k], k) for k in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        _fail("E306", f"cannot read `{path}`: {_short(err)}",
+              help=("use an .npz of numeric arrays (pickled objects are refused) or a .json file",))
+
+
+def _short(err) -> str:
+    text = str(err)
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+# ---- binding dims --------------------------------------------------------------
+
+def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[str, int]:
+    """Every dim's size: declared, overridden, or bound from the values (given ones first)."""
+    dims = dict(built.declared_dims)
+    dims.update({k: int(v) for k, v in (overrides or {}).items()})
+    unknown = [n for n in given if n not in built.decls]
+    if unknown:
+        n = unknown[0]
+        near = suggest(n, built.decls)
+        _fail("E304", f"the model has no input, param or const named `{n}`",
+              help=(f"did you mean `{near}`?",) if near else
+              (f"its names are: {', '.join(built.decls) or '(none)'}",), source=built.source)
+    bound_by: dict[str, str] = {}
+    for name, decl in built.decls.items():
+        if name in given and decl.shape is not None:
+            _bind_value(built, decl, given[name], dims, bound_by)
+    for name, decl in built.decls.items():  # then literal defaults of what was not given
+        if name not in given and decl.shape is not None and decl.value is not None:
+            _bind_value(built, decl, np.asarray(decl.value), dims, bound_by)
+    return dims
+
+
+def _bind_value(built, decl, value, dims, bound_by):
+    shape = decl.shape
+    if value.ndim != len(shape):
+        _fail("E301", f"`{decl.name}` is declared with {len(shape)} axes {_fmt(shape)} but its value has "
+                      f"{value.ndim}: shape {list(value.shape)}", decl.span, source=built.source)
+    for axis, (d, size) in enumerate(zip(shape, value.shape)):
+        if d.name is None:
+            if d.size is not None and d.size != size:
+                _fail("E301", f"axis {axis} of `{decl.name}` must have size {d.size}, not {size}", decl.span,
+                      source=built.source)
+            continue
+        have = dims.get(d.name)
+        if have is None:
+            dims[d.name] = size
+            bound_by[d.name] = f"`{decl.name}` axis {axis}"
+        elif have != size:
+            origin = bound_by.get(d.name, "its declaration")
+            _fail("E301", f"`{decl.name}` has size {size} in axis {axis}, where dim `{d.name}` is {have}",
+                  decl.span, notes=(f"`{d.name}` = {have} comes from {origin}",),
+                  help=(f"give `{decl.name}` a value of shape {_fmt(shape, dims)}",), source=built.source)
+
+
+def _fmt(shape, dims=None) -> str:
+    dims = dims or {}
+    return "[" + ", ".join(f"{d.name}={dims.get(d.name, d.size) if dims.get(d.name, d.size) is not None else '?'}"
+                           if d.name else str(d.size if d.size is not None else "_") for d in shape) + "]"
+
+
+# ---- initial values -------------------------------------------------------------
+
+def initial_values(built: Built, given: dict, seed: int = 0, max_elements=DEFAULT_MAX_ELEMENTS) -> dict:
+    """A value for every declaration: given, or its initialiser, drawn from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, decl in built.decls.items():
+        if decl.init is not None and _is_random(decl.init):
+            drawn = _initialise(built, decl, rng, max_elements)  # drawn even when given: later draws stay put
+            out[name] = given.get(name, drawn)
+        elif name in given:
+            out[name] = given[name]
+        elif decl.value is not None:
+            out[name] = np.asarray(decl.value, dtype=np.float64)
+        elif decl.init is not None:
+            out[name] = _initialise(built, decl, rng, max_elements)
+    return out
+
+
+def _is_random(init) -> bool:
+    return isinstance(init, A.Call) and init.func in INITIALISERS
+
+
+def _initialise(built, decl, rng, max_elements):
+    sizes = tuple(built.graph.nodes[decl.name]["shape"] and
+                  [d.size for d in built.graph.nodes[decl.name]["shape"]] or ())
+    if any(s is None for s in sizes):
+        free = [d.name for d in built.graph.nodes[decl.name]["shape"] if d.size is None]
+        _fail("E304", f"cannot initialise `{decl.name}`: dim `{free[0]}` is not bound", decl.span,
+              help=(f"give --dim {free[0]}=N, or a value that fills it",), source=built.source)
+    if math.prod(sizes) > max_elements:
+        _fail("E303", f"`{decl.name}` would hold {math.prod(sizes):,} elements, more than the limit of "
+                      f"{max_elements:,}", decl.span, help=("use smaller dims, or raise --max-elements",),
+              source=built.source)
+    init = decl.init
+    kwargs = _init_kwargs(built, init)
+    return _draw(init.func, sizes, kwargs, rng, built, init)
+
+
+def _init_kwargs(built, init: A.Call) -> dict:
+    names = INITIALISERS[init.func]
+    kwargs = dict(zip(names, init.args))
+    for kw in init.kwargs:
+        if kw.name not in names:
+            _fail("E103", f"`{init.func}` has no argument `{kw.name}`", kw.span,
+                  help=(f"it takes {', '.join(names) or 'no arguments'}",), source=built.source)
+        kwargs[kw.name] = kw.value
+    if len(init.args) > len(names):
+        _fail("E103", f"`{init.func}` takes at most {len(names)} arguments", init.span, source=built.source)
+
+    def lookup(name: A.Name):
+        if name.id in built.dims and built.dims[name.id] is not None:
+            return float(built.dims[name.id])
+        decl = built.decls.get(name.id)
+        if decl is not None and decl.kind == "const" and decl.value is not None:
+            return decl.value
+        raise NotConstant(f"`{name.id}` is not a constant", name.span)
+
+    try:
+        return {k: float(const_eval(v, lookup)) for k, v in kwargs.items()}
+    except (NotConstant, TypeError) as err:
+        _fail("E107", f"arguments of `{init.func}` must be constants", getattr(err, "span", None) or init.span,
+              source=built.source)
+
+
+def _draw(func, sizes, kw, rng, built, init):
+    fan_in = sizes[-1] if sizes else 1
+    fan_out = sizes[0] if len(sizes) >= 2 else fan_in
+    if func == "randn":
+        return rng.normal(kw.get("mean", 0.0), kw.get("std", 1.0), sizes)
+    if func == "uniform":
+        return rng.uniform(kw.get("low", -1.0), kw.get("high", 1.0), sizes)
+    if func == "zeros":
+        return np.zeros(sizes)
+    if func == "ones":
+        return np.ones(sizes)
+    if func == "full":
+        if "v" not in kw:
+            _fail("E103", "full needs a value: full(v)", init.span, source=built.source)
+        return np.full(sizes, kw["v"])
+    if func == "glorot":
+        return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in + fan_out)), sizes)
+    return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in)), sizes)  # he
