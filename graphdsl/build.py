@@ -45,6 +45,10 @@ class Built:
     defs: dict = field(default_factory=dict)
     assigned: dict = field(default_factory=dict)
     declared_dims: dict = field(default_factory=dict)  # name -> size as declared (None: free)
+    dim_spans: dict = field(default_factory=dict)
+
+    def dim_span(self, name):
+        return self.dim_spans.get(name)
 
 
 def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False) -> Built:
@@ -79,7 +83,7 @@ class _Builder:
         self._finish_outputs()
         self.rep.raise_if_errors()
         return Built(self.gb.g, self.gb, self.source, self.rep.diagnostics, self.dims, self.decls,
-                     self.outputs, self.defs, self.assigned, self.declared_dims)
+                     self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans)
 
     def _collect(self):
         """Hoist defs; find every top-level name once, so duplicates and forward uses are known."""
@@ -515,7 +519,8 @@ class _Builder:
         report = self.rep.error if self.strict else self.rep.warn
         report("W002" if not self.strict else "E102",
                f"`{node.func}` is not defined: drawn as an opaque operator", node.func_span,
-               help=(f"define it, e.g. `def {node.func}(z) = relu(z)`; evaluation needs a definition",))
+               help=(f"define it, e.g. `def {node.func}({', '.join('abcdefgh'[:max(1, min(len(kids), 8))])}) = ...`;"
+                     " evaluation needs a definition",))
         return self.gb.emit("opaque", list(kids), {"func": node.func})
 
     def _inline(self, d: A.Def, node: A.Call, kids):

@@ -105,7 +105,23 @@ def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[
     for name, decl in built.decls.items():  # then literal defaults of what was not given
         if name not in given and decl.shape is not None and decl.value is not None:
             _bind_value(built, decl, np.asarray(decl.value), dims, bound_by)
+    _require_inputs(built, given)
+    free = [k for k, v in dims.items() if v is None]
+    if free:
+        _fail("E304", f"dim `{free[0]}` is free and no value fills it", built.dim_span(free[0]),
+              help=(f"give data that has this dim, or its size with --dim {free[0]}=N",), source=built.source)
     return dims
+
+
+def _require_inputs(built, given):
+    missing = [n for n, d in built.decls.items()
+               if d.kind == "input" and n not in given and d.value is None and d.init is None]
+    if missing:
+        decl = built.decls[missing[0]]
+        more = f" (and {len(missing) - 1} more: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        _fail("E304", f"no value for input `{decl.name}`{more}", decl.span,
+              help=(f"give it with --set {decl.name}=[...] or --load data.npz (Python: m.eval({{'{decl.name}': ...}}))",),
+              source=built.source)
 
 
 def _bind_value(built, decl, value, dims, bound_by):

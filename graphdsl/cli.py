@@ -1,0 +1,115 @@
+"""The command line: a thin layer over the Python API that never shows a traceback.
+
+Exit status: 0 success; 1 an error in the model or its data (diagnostics on
+stderr); 2 a usage error; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from rich.console import Console
+
+from . import __version__
+from .commands import MODULES
+from .commands.common import UsageError
+from .diagnostics import Diagnostic, GraphDSLError
+from .fileio import dumps
+
+
+class Output:
+    """Where results (stdout) and diagnostics (stderr) go, as text or JSON."""
+
+    def __init__(self, error_format: str = "text"):
+        self.error_format = error_format
+        # markup off: shapes like [d=4, b=?] are data, not rich markup
+        self.console = Console(highlight=False, soft_wrap=True, markup=False)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+    def json(self, value) -> None:
+        sys.stdout.write(dumps(value) + "\n")
+
+    def warn(self, diag: Diagnostic, source) -> None:
+        if self.error_format == "text":
+            self.errors.print(diag.format(source), markup=False)
+
+    def fail(self, err: GraphDSLError) -> None:
+        if self.error_format == "json":
+            sys.stderr.write(err.to_json() + "\n")
+            return
+        for diag in err.diagnostics:
+            self.errors.print(diag.format(err.source) + "\n", markup=False)
+        n = len(err.errors)
+        if n > 1:
+            self.errors.print(f"{n} errors", markup=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit(2) path, with our wording
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"graphdsl: error: {message}\n")
+        raise SystemExit(2)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="graphdsl", description="A text language for computation graphs: check, evaluate, "
+                                                   "differentiate, render and train a model file.")
+    parser.add_argument("--version", action="version", version=f"graphdsl {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--error-format", choices=("text", "json"), default="text",
+                        help="how to print diagnostics (default text)")
+    common.add_argument("--debug", action="store_true", help="show Python tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    original = sub.add_parser
+
+    def add_parser(name, **kw):  # every subcommand takes the common options
+        kw.setdefault("parents", [common])
+        return original(name, **kw)
+
+    sub.add_parser = add_parser
+    for module in MODULES:
+        if hasattr(module, "add_parsers"):
+            module.add_parsers(sub)
+        else:
+            module.add_parser(sub).set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    out = Output(args.error_format)
+    try:
+        return args.run(args, out)
+    except GraphDSLError as err:
+        out.fail(err)
+        return 1
+    except UsageError as err:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"graphdsl: error: {err}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("graphdsl: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (RecursionError, MemoryError) as err:
+        return _internal(err, args, "the model is too large or too deep for this machine")
+    except Exception as err:  # a bug of ours: say so plainly, never a traceback unless asked
+        return _internal(err, args, "internal error")
+
+
+def _internal(err, args, what) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    sys.stderr.write(f"graphdsl: {what}: {type(err).__name__}: {str(err)[:300]}\n"
+                     "  = help: this is a bug in graphdsl, not in your model; rerun with --debug and report it\n")
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Subcommands. Each module adds its parsers with `add_parsers(sub)` (or `add_parser`)."""
+from . import check, evaluate
+
+# Later modules (render, equations, train, ...) are appended here.
+MODULES = [check, evaluate]
