@@ -192,16 +192,25 @@ def postorder(root, visit, kids=children):
     Expressions can be 100,000 levels deep (a long `a + a + ...` line), so no
     Python recursion here.
     """
-    stack = [(root, False)]
+    first = kids(root)
+    if not first:  # the common leaf case: a name or a number
+        return visit(root, [])
+    stack = [(root, len(first))]
+    stack.extend((c, -1) for c in reversed(first))
     results: list = []
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            k = len(kids(node))
-            args = results[len(results) - k:] if k else []
-            del results[len(results) - k:]
-            results.append(visit(node, args))
+        node, count = stack.pop()
+        if count < 0:  # not yet expanded
+            sub = kids(node)
+            if sub:
+                stack.append((node, len(sub)))
+                stack.extend((c, -1) for c in reversed(sub))
+                continue
+            count = 0
+        if count:
+            args = results[-count:]
+            del results[-count:]
         else:
-            stack.append((node, True))
-            stack.extend((c, False) for c in reversed(kids(node)))
+            args = []
+        results.append(visit(node, args))
     return results[-1]

@@ -72,6 +72,7 @@ class _Builder:
         self.calls: dict[str, int] = {}
         self.outputs: list[str] = []
         self.implicit: set[str] = set()
+        self.recursive: set[str] = set()  # defs already reported by E105
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
@@ -135,7 +136,7 @@ class _Builder:
                        help=("unroll the recursion by hand, or write the loop out as separate statements",))
         for name in cycle[:-1]:
             self.defs.pop(name, None)
-            self.later.pop(name, None)
+            self.recursive.add(name)
 
     def _statement(self, stmt):
         if isinstance(stmt, A.DimDecl):
@@ -145,7 +146,7 @@ class _Builder:
             for item in stmt.items:
                 self._decl(stmt.kind, item)
         elif isinstance(stmt, A.Assign):
-            vid = self.lower(stmt.value, None)
+            vid = self.lower(stmt.value, None, target=stmt.name if stmt.name not in self.assigned else None)
             if stmt.name not in self.assigned and stmt.name not in self.decls and stmt.name not in self.dims:
                 self.gb.span = stmt.span
                 self.assigned[stmt.name] = self.gb.bind(vid, stmt.name, span=stmt.name_span)
@@ -274,9 +275,30 @@ class _Builder:
                 node["role"] = "output"
 
     # ---- expressions ----------------------------------------------------------------
-    def lower(self, expr, scope) -> str:
-        """The node id holding expr's value; scope maps a def's params and locals."""
-        return A.postorder(expr, lambda node, kids: self._visit(node, kids, scope), self._kids)
+    def lower(self, expr, scope, target: str | None = None) -> str:
+        """The node id holding expr's value; scope maps a def's params and locals.
+
+        With `target`, an operator at the root writes straight into a node of that
+        name, which saves renaming it afterwards (the common `z = W1 @ x`).
+        """
+        def visit(node, kids):
+            if node is expr and target is not None and target not in self.gb.g and self._emits_directly(node):
+                self.gb.next_out = target
+            vid = self._visit(node, kids, scope)
+            self.gb.next_out = None  # unused when the root turned out to be an error
+            return vid
+
+        return A.postorder(expr, visit, self._kids)
+
+    def _emits_directly(self, node) -> bool:
+        if isinstance(node, (A.BinOp, A.Transpose, A.Index)):
+            return True
+        if isinstance(node, A.UnaryOp):
+            return node.op == "-"
+        if isinstance(node, A.Call):
+            name = ALIASES.get(node.func, node.func)
+            return name not in self.defs and name != "grad" and name in REGISTRY and not REGISTRY[name].internal
+        return False
 
     def _kids(self, node):
         if isinstance(node, A.ArrayLit) and _is_literal(node):
@@ -420,7 +442,9 @@ class _Builder:
         static = dict(zip(static_names, rest))
         error = None
         if len(rest) > len(static_names):
-            error = f"`{node.func}` takes at most {op.nargs[1] + len(static_names)} positional arguments"
+            most = op.nargs[1] + len(static_names)
+            error = f"`{node.func}` takes at most {most} argument{'s' if most != 1 else ''} but {len(args)} " \
+                    f"were given"
         extra = {}
         for kw in node.kwargs:
             if kw.name in op.kw_inputs:
@@ -436,7 +460,9 @@ class _Builder:
     def _bad_keyword(self, node, kw, allowed):
         if kw.name in allowed:
             return f"`{kw.name}` is given twice to `{node.func}`"
-        hint = f"; it takes {', '.join(f'`{a}=`' for a in allowed)}" if allowed else "; it takes none"
+        near = suggest(kw.name, allowed)
+        hint = f"; did you mean `{near}=`?" if near else \
+            f"; it takes {', '.join(f'`{a}=`' for a in allowed)}" if allowed else "; it takes none"
         return f"`{node.func}` has no keyword argument `{kw.name}`{hint}"
 
     def _call(self, node: A.Call, kids, scope):
@@ -507,6 +533,8 @@ class _Builder:
         return out[0] if key == "k" else tuple(out)
 
     def _unknown_function(self, node, kids):
+        if node.func in self.recursive:
+            return self._placeholder()
         near = suggest(node.func, list(BUILTINS) + list(self.defs))
         if near is not None and near != node.func:
             self.rep.error("E102", f"unknown function `{node.func}`", node.func_span,
@@ -538,11 +566,15 @@ class _Builder:
         outer_call, outer_span = self.gb.call, self.gb.span
         self.gb.call = outer_call + (label,)
         self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
+        errors_before = len(self.rep.errors)
         scope = self._bind_params(d, kids)
+        if len(self.rep.errors) > errors_before:  # arguments that do not fit would only cascade
+            self.gb.call, self.gb.span = outer_call, outer_span
+            return self._placeholder()
         for stmt in d.body:
             vid = self.lower(stmt.value, scope)
             self.gb.span = stmt.span
-            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", name=stmt.name, span=stmt.name_span) \
+            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", stmt.name, span=stmt.name_span) \
                 if stmt.name not in scope else self._dup_local(stmt)
         result = self.lower(d.result, scope)
         self.gb.call, self.gb.span = outer_call, outer_span

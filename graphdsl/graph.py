@@ -26,6 +26,7 @@ class GraphBuilder:
         self.phase = "forward"  # "backward" while reverse mode adds adjoints
         self.span = None  # the source span new nodes are attributed to
         self.call: tuple[str, ...] = ()  # the def calls new nodes sit inside
+        self.next_out: str | None = None  # the name the next emitted op writes to (see build.lower)
 
     # ---- variables -------------------------------------------------------------
     def fresh(self) -> str:
@@ -72,12 +73,13 @@ class GraphBuilder:
         shape = self._infer(opdef, ids, attrs)
         self.count += 1
         op_id = f"{name}#{self.count}"
-        out = out or self.fresh()
+        out = out or self.next_out or self.fresh()
+        self.next_out = None
         self.g.add_node(op_id, kind="op", op=name, attrs=attrs, span=self.span, call=self.call,
                         phase=self.phase, out=out)
         for k, u in enumerate(ids):
             self.g.add_edge(u, op_id, key=k)
-        self.add_var(out, "intermediate", shape, anonymous=True)
+        self.add_var(out, "intermediate", shape, anonymous=out.startswith("%"))
         self.g.add_edge(op_id, out, key=0)
         return out
 
@@ -131,20 +133,21 @@ class GraphBuilder:
         return self.shape(dropped) == () and self.shape(kept) is not None
 
     # ---- renaming -------------------------------------------------------------
-    def bind(self, vid: str, name: str, **attrs) -> str:
-        """Give the value vid the user name `name`: rename a fresh node, else add identity."""
+    def bind(self, vid: str, new_id: str, display: str | None = None, **attrs) -> str:
+        """Give the value vid the id `new_id` (shown as `display`): rename a fresh node, else add identity."""
+        attrs.update(anonymous=False, name=display or new_id)
         node = self.g.nodes[vid]
+        if vid == new_id:  # already written under its name (see build.lower)
+            node.update(attrs)
+            return new_id
         fresh = node.get("anonymous") and self.g.out_degree(vid) == 0 and node["phase"] == self.phase
         if not fresh:
-            return self._named_identity(vid, name, attrs)
-        self._relabel(vid, name)
-        self.g.nodes[name].update(anonymous=False, name=name, **attrs)
-        self.g.nodes[name].pop("text", None)
-        return name
-
-    def _named_identity(self, vid, name, attrs):
-        out = self.emit("identity", [vid], {}, out=name)
-        self.g.nodes[out].update(anonymous=False, name=name, **attrs)
+            out = self.emit("identity", [vid], {}, out=new_id)
+        else:
+            self._relabel(vid, new_id)
+            out = new_id
+        self.g.nodes[out].update(attrs)
+        self.g.nodes[out].pop("text", None)
         return out
 
     def _relabel(self, old: str, new: str):
