@@ -6,6 +6,8 @@ once and reused by every later call with the same dims.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass, field
 
@@ -46,6 +48,23 @@ def read_source(path) -> str:
                                        help=("save the file as UTF-8",))) from None
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while a graph is built.
+
+    Building allocates hundreds of thousands of long-lived dicts; each of the
+    collector's full passes walks all of them, which made a 100,000-node build
+    quadratic. Nothing built here forms garbage cycles worth collecting early.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
 class Compiled:
     """One concrete graph (all dims bound) with its plans, keyed by targets."""
@@ -57,10 +76,11 @@ class Compiled:
 class Model:
     def __init__(self, text: str, name: str = "<string>", dims=None, strict=False):
         self.source = Source(text, name)
-        self.program = parse_program(text, name)
         self.dim_overrides = dict(dims or {})
         self.strict = strict
-        self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
+        with gc_paused():
+            self.program = parse_program(text, name)
+            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
         self.graph = self.built.graph
         self._compiled: dict = {}
         self.max_elements = DEFAULT_MAX_ELEMENTS
@@ -92,7 +112,9 @@ class Model:
                tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
         if key not in self._compiled:
             try:
-                concrete = build(self.program, self.source, dims=bound, input_shapes=shapes, strict=self.strict)
+                with gc_paused():
+                    concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
+                                     strict=self.strict)
             except GraphDSLError as err:
                 raise err.with_source(self.source)
             self._compiled[key] = Compiled(concrete)
@@ -120,7 +142,8 @@ class Model:
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
         compiled, given = self.compile(values, dims)
         target, wrt = self.grad_targets(compiled, of, wrt)
-        table = gradients(compiled.built.gb, target, wrt)
+        with gc_paused():
+            table = gradients(compiled.built.gb, target, wrt)
         plan = self._plan(compiled, (target,) + tuple(table[w] for w in wrt))
         results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}

@@ -58,6 +58,7 @@ def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
         return _walk(gb, of, upstream, needed)
     finally:
         gb.phase, gb.span, gb.call = saved
+        gb.finish()
 
 
 def _differentiable_leafward(g, v) -> bool:
@@ -106,6 +107,11 @@ def _propagate(gb, op_id, node, g_id, needed, cts):
     if not opdef.differentiable or not any(a in needed for a in args):
         return
     if opdef.vjp is None:
+        if node["op"] == "opaque":  # an undefined function: say which, and how to define it
+            func = node["attrs"].get("func")
+            raise GraphDSLError(Diagnostic("E305", f"cannot differentiate `{func}`: it is not defined", node["span"],
+                                           help=(f"define it before differentiating, e.g. `def {func}(z) = relu(z)`",)),
+                                gb.source)
         raise GraphDSLError(Diagnostic("E305", f"`{node['op']}` has no reverse-mode rule", node["span"],
                                        help=("wrap it in stop_gradient(...) if its gradient is not needed",)),
                             gb.source)

@@ -82,6 +82,7 @@ class _Builder:
             self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
             self._statement(stmt)
         self._finish_outputs()
+        self.gb.finish()
         self.rep.raise_if_errors()
         return Built(self.gb.g, self.gb, self.source, self.rep.diagnostics, self.dims, self.decls,
                      self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans)

@@ -36,8 +36,33 @@ class GraphBuilder:
     def add_var(self, vid: str, role: str, shape, **attrs) -> str:
         attrs.setdefault("span", self.span)
         attrs.setdefault("call", self.call)
-        self.g.add_node(vid, kind="var", role=role, shape=shape, phase=self.phase, **attrs)
+        attrs.update(kind="var", role=role, shape=shape, phase=self.phase)
+        self._add_node(vid, attrs)
         return vid
+
+    # networkx's add_node/add_edge clear its caches on every call, which made
+    # building a 100,000-node model spend most of its time there. These write the
+    # same adjacency dicts directly (a MultiDiGraph's succ and pred share each
+    # key dict); `finish()` clears the caches once afterwards.
+    def _add_node(self, n, attrs: dict) -> None:
+        g = self.g
+        if n in g._node:
+            g._node[n].update(attrs)
+            return
+        g._succ[n] = {}
+        g._pred[n] = {}
+        g._node[n] = attrs
+
+    def _add_edge(self, u, v, key: int) -> None:
+        g = self.g
+        keys = g._succ[u].get(v)
+        if keys is None:
+            keys = g._succ[u][v] = {}
+            g._pred[v][u] = keys
+        keys[key] = {}
+
+    def finish(self) -> None:
+        nx._clear_cache(self.g)
 
     def const(self, value, name: str | None = None) -> str:
         value = np.asarray(value, dtype=np.float64)
@@ -75,12 +100,12 @@ class GraphBuilder:
         op_id = f"{name}#{self.count}"
         out = out or self.next_out or self.fresh()
         self.next_out = None
-        self.g.add_node(op_id, kind="op", op=name, attrs=attrs, span=self.span, call=self.call,
-                        phase=self.phase, out=out)
+        self._add_node(op_id, {"kind": "op", "op": name, "attrs": attrs, "span": self.span, "call": self.call,
+                               "phase": self.phase, "out": out})
         for k, u in enumerate(ids):
-            self.g.add_edge(u, op_id, key=k)
+            self._add_edge(u, op_id, k)
         self.add_var(out, "intermediate", shape, anonymous=out.startswith("%"))
-        self.g.add_edge(op_id, out, key=0)
+        self._add_edge(op_id, out, 0)
         return out
 
     def _infer(self, opdef, ids, attrs):
@@ -154,9 +179,9 @@ class GraphBuilder:
         data = dict(self.g.nodes[old])
         preds = list(self.g.in_edges(old, keys=True))
         self.g.remove_node(old)
-        self.g.add_node(new, **data)
+        self._add_node(new, data)
         for u, _, k in preds:
-            self.g.add_edge(u, new, key=k)
+            self._add_edge(u, new, k)
             self.g.nodes[u]["out"] = new
 
 
