@@ -48,6 +48,46 @@ def read_source(path) -> str:
                                        help=("save the file as UTF-8",))) from None
 
 
+def run_plan(plan: Plan, leaf_values: dict, check_finite: bool = True) -> list:
+    """plan.run, with NumPy's refusals of the data turned into a diagnostic at the node concerned.
+
+    Some operations have no value for some data (the max of an empty axis, a
+    reshape of the wrong size): NumPy raises ValueError. The run is repeated one
+    node at a time to find the node, and the error names it with its source line.
+    """
+    try:
+        return plan.run(leaf_values, check_finite)
+    except (ValueError, ArithmeticError) as err:
+        raise _locate_failure(plan, leaf_values, err) from None
+
+
+def _locate_failure(plan: Plan, leaf_values: dict, err: Exception) -> GraphDSLError:
+    failed_at, reason = None, err
+    try:
+        slots = plan._fill(leaf_values)
+        with np.errstate(all="ignore"):
+            for (fn, ins, out), op_id in zip(plan.steps, plan.step_ops):
+                try:
+                    slots[out] = fn(*[slots[i] for i in ins])
+                except (ValueError, ArithmeticError) as step_err:
+                    failed_at, reason = op_id, step_err
+                    break
+    except GraphDSLError as located:
+        return located
+    except Exception:  # the reference run failed another way: report the first error without a place
+        pass
+    text = str(reason).splitlines()[0][:200] if str(reason) else type(reason).__name__
+    if failed_at is None:
+        return GraphDSLError(Diagnostic("E305", f"cannot evaluate the model: {text}"), plan.source)
+    g = plan.graph
+    node = g.nodes[failed_at]
+    out = g.nodes[node["out"]]
+    label = out.get("name") or out.get("text") or node["out"]
+    return GraphDSLError(Diagnostic(
+        "E305", f"cannot evaluate `{label}` ({node['op']}): {text}", node.get("span") or out.get("span"),
+        help=("check the sizes of the data: an empty axis has no max or min",)), plan.source)
+
+
 @contextlib.contextmanager
 def gc_paused():
     """Pause the cyclic garbage collector while a graph is built.
@@ -83,6 +123,7 @@ class Model:
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
         self.graph = self.built.graph
         self._compiled: dict = {}
+        self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
         self.max_elements = DEFAULT_MAX_ELEMENTS
 
     # ---- facts -------------------------------------------------------------------
@@ -106,10 +147,17 @@ class Model:
     def compile(self, values: dict | None = None, dims: dict | None = None) -> tuple[Compiled, dict]:
         """The concrete graph for these values' dims, and the values as float64 arrays."""
         given = {k: as_array(v, k) for k, v in (values or {}).items()}
+        # Binding dims depends only on the names and shapes given: remember its answer.
+        sig = (tuple((k, v.shape) for k, v in given.items()), tuple(sorted(self.dim_overrides.items())),
+               tuple(sorted((dims or {}).items())))
+        key = self._keys.get(sig)
+        if key is not None and key in self._compiled:
+            return self._compiled[key], given
         bound = bind_dims(self.built, given, {**self.dim_overrides, **(dims or {})})
         shapes = {k: v.shape for k, v in given.items()}
         key = (tuple(sorted(bound.items(), key=lambda kv: kv[0])),
                tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
+        self._keys[sig] = key
         if key not in self._compiled:
             try:
                 with gc_paused():
@@ -134,7 +182,7 @@ class Model:
         compiled, given = self.compile(values, dims)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = run_plan(plan, self.leaf_values(compiled, given, seed), check_finite)
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
@@ -145,7 +193,7 @@ class Model:
         with gc_paused():
             table = gradients(compiled.built.gb, target, wrt)
         plan = self._plan(compiled, (target,) + tuple(table[w] for w in wrt))
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = run_plan(plan, self.leaf_values(compiled, given, seed), check_finite)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):

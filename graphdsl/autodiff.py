@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .diagnostics import Diagnostic, GraphDSLError
-from .graph import GraphBuilder, _same_shape
+from .graph import GraphBuilder, _same_shape, topological_order
 from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, same_dim
 
@@ -72,7 +72,7 @@ def _walk(gb, of, upstream, needed):
     gb.span = g.nodes[of].get("span")
     cts: dict[str, list[str]] = {of: [gb.const(1.0)]}
     table: dict[str, str] = {}
-    ops = [n for n in nx.topological_sort(g.subgraph(upstream)) if g.nodes[n]["kind"] == "op"]
+    ops = [n for n in topological_order(g, upstream) if g.nodes[n]["kind"] == "op"]
     for op_id in reversed(ops):
         node = g.nodes[op_id]
         out = node["out"]

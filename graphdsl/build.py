@@ -506,6 +506,9 @@ class _Builder:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a constant: {err.message}",
                            err.span or expr.span)
             return _BAD
+        if key not in ("axis", "axes") and np.ndim(value) != 0:
+            self.rep.error("E103", f"`{key}=` of `{node.func}` must be a single number", expr.span)
+            return _BAD
         if key == "keepdims":
             return bool(value)
         if key in ("axis", "axes"):

@@ -194,3 +194,43 @@ def _same_shape(a, b) -> bool:
         return False
     return all(x.size is not None and x.size == y.size or (x.name is not None and x.name == y.name
                                                             and x.size == y.size) for x, y in zip(a, b))
+
+
+def topological_order(g: nx.MultiDiGraph, nodes) -> list:
+    """The nodes of `nodes` in topological order, as networkx.topological_sort(g.subgraph(nodes)).
+
+    Kahn's algorithm by generations, starting from the graph's insertion order, read
+    straight from the adjacency dicts: a subgraph view made the same walk cost seconds
+    on graphs of a few thousand nodes. For a node set of at least half the graph the
+    order is exactly networkx's; for smaller sets networkx follows the set's hash order,
+    and this stays deterministic.
+    """
+    pred, succ = g._pred, g._succ
+    indegree: dict = {}
+    zero = []
+    for n in g._node:
+        if n in nodes:
+            d = 0
+            for u, keys in pred[n].items():
+                if u in nodes:
+                    d += len(keys)
+            if d:
+                indegree[n] = d
+            else:
+                zero.append(n)
+    order = []
+    while zero:
+        generation, zero = zero, []
+        for n in generation:
+            for child, keys in succ[n].items():
+                if child in nodes:
+                    left = indegree[child] - len(keys)
+                    if left:
+                        indegree[child] = left
+                    else:
+                        zero.append(child)
+                        del indegree[child]
+        order.extend(generation)
+    if indegree:
+        raise nx.NetworkXUnfeasible("graph contains a cycle")
+    return order

@@ -156,17 +156,27 @@ def _fmt(shape, dims=None) -> str:
 
 def initial_values(built: Built, given: dict, seed: int = 0, max_elements=DEFAULT_MAX_ELEMENTS) -> dict:
     """A value for every declaration: given, or its initialiser, drawn from one seeded generator."""
-    rng = np.random.default_rng(seed)
+    rng = None
+    decls = list(built.decls.items())
+    # A random initialiser draws even when its value is given, so that later draws stay put;
+    # after the last one whose value is not given, draws change nothing and are skipped.
+    last = max((i for i, (name, decl) in enumerate(decls)
+                if name not in given and decl.init is not None and _is_random(decl.init)), default=-1)
     out = {}
-    for name, decl in built.decls.items():
+    for i, (name, decl) in enumerate(decls):
         if decl.init is not None and _is_random(decl.init):
-            drawn = _initialise(built, decl, rng, max_elements)  # drawn even when given: later draws stay put
+            if i > last:
+                out[name] = given[name]
+                continue
+            rng = rng or np.random.default_rng(seed)
+            drawn = _initialise(built, decl, rng, max_elements)
             out[name] = given.get(name, drawn)
         elif name in given:
             out[name] = given[name]
         elif decl.value is not None:
             out[name] = np.asarray(decl.value, dtype=np.float64)
         elif decl.init is not None:
+            rng = rng or np.random.default_rng(seed)
             out[name] = _initialise(built, decl, rng, max_elements)
     return out
 

@@ -1,5 +1,5 @@
 """Subcommands. Each module adds its parsers with `add_parsers(sub)` (or `add_parser`)."""
-from . import check, evaluate
+from . import check, equations, evaluate, render, train
 
 # Later modules (render, equations, train, ...) are appended here.
-MODULES = [check, evaluate]
+MODULES = [check, evaluate, equations, train, render]

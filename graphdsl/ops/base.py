@@ -137,7 +137,10 @@ def scalar_rule(shapes, attrs):
     return ()
 
 
-def norm_axis(axis: int, rank: int) -> int:
+def norm_axis(axis, rank: int) -> int:
+    if isinstance(axis, (list, tuple)):
+        raise ShapeError("E204", f"`axis=` takes one whole number here, not the list {list(axis)}")
+    axis = int(axis)
     if not -rank <= axis < max(rank, 1):
         raise ShapeError("E204", f"axis {axis} is out of range for {{0}} of rank {rank}")
     return axis % rank if rank else 0
@@ -148,7 +151,10 @@ def axes_tuple(axis, rank: int):
     if axis is None:
         return None
     items = axis if isinstance(axis, (list, tuple)) else [axis]
-    return tuple(sorted({norm_axis(int(a), rank) for a in items}))
+    axes = [norm_axis(a, rank) for a in items]
+    if len(set(axes)) != len(axes):  # NumPy refuses a repeated axis too
+        raise ShapeError("E204", f"`axis={list(items)}` names an axis of {{0}} twice")
+    return tuple(sorted(axes))
 
 
 def reduce_rule(shapes, attrs):

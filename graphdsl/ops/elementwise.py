@@ -37,15 +37,27 @@ _binary("div", np.divide,
 
 
 def _pow_vjp(b, n):
+    # As PyTorch: d/dbase is 0 where the exponent is 0 (not 0 * 0**-1 = nan), and
+    # d/dexpo is 0 where base == 0 and expo >= 0 (not 0 * log 0 = nan).
     base, expo = n.args
-    c = b.const_value(expo)
+    c, k = b.const_value(expo), b.const_value(base)
     if c is not None and np.ndim(c) == 0:
         c = float(c)
-        slope = b.op("mul", c, base if c == 2.0 else b.op("pow", base, c - 1.0))
+        if c == 0.0:
+            slope = None
+        else:
+            slope = b.op("mul", c, base if c == 2.0 else b.op("pow", base, c - 1.0))
     else:
         slope = b.op("mul", expo, b.op("pow", base, b.op("sub", expo, 1.0)))
-    g_base = b.op("mul", n.g, slope)
-    g_expo = b.op("mul", n.g, b.op("mul", n.out, b.op("log", base))) if n.needs(1) else None
+        if c is None or np.any(c == 0):
+            slope = b.op("where", b.op("eq", expo, 0.0), 0.0, slope)
+    g_base = b.op("mul", n.g, slope) if slope is not None and n.needs(0) else None
+    g_expo = None
+    if n.needs(1):
+        dexpo = b.op("mul", n.out, b.op("log", base))
+        if k is None or np.any(k == 0):
+            dexpo = b.op("where", b.op("mul", b.op("eq", base, 0.0), b.op("ge", expo, 0.0)), 0.0, dexpo)
+        g_expo = b.op("mul", n.g, dexpo)
     return [g_base, g_expo]
 
 
@@ -155,7 +167,17 @@ _activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
             r"\tanh({0})")
 _activation("gelu", lambda x: x * ndtr(x), lambda x: ndtr(x) + x * np.exp(-0.5 * x * x) / _SQRT_2PI,
             lambda b, n: [b.op("mul", n.g, b.op("gelu''", n.args[0]))], r"\mathrm{gelu}({0})")
-_unary("gelu''", lambda x: np.exp(-0.5 * x * x) / _SQRT_2PI * (2.0 - x * x), None, r"\mathrm{gelu}''({0})")
+
+
+def _gelu2_vjp(b, n):
+    """d/dx gelu''(x) = phi(x) (x^3 - 4x), built from primitives so every order has a rule."""
+    x = n.args[0]
+    phi = b.op("mul", b.op("exp", b.op("mul", -0.5, b.op("square", x))), float(1.0 / _SQRT_2PI))
+    return [b.op("mul", n.g, b.op("mul", phi, b.op("mul", x, b.op("sub", b.op("square", x), 4.0))))]
+
+
+_unary("gelu''", lambda x: np.exp(-0.5 * x * x) / _SQRT_2PI * (2.0 - x * x), _gelu2_vjp,
+       r"\mathrm{gelu}''({0})")
 _unary("softplus", lambda x: np.logaddexp(0.0, x),
        lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{softplus}({0})")
 _unary("log_sigmoid", lambda x: -np.logaddexp(0.0, -x),

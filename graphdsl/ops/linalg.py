@@ -52,9 +52,13 @@ def _matmul_vjp(b, n):
         return [b.op("matmul", c, g), b.op("outer", a, g) if n.needs(1) else None]
     if ra == 2 and rc == 1:
         return [b.op("outer", g, c), b.op("matmul", g, a) if n.needs(1) else None]
-    if ra == 1 or rc == 1:
-        raise ShapeError("E204", "the gradient of matmul of a 1-D and a batched array is not supported",
-                         help=("give the 1-D operand a matrix axis with expand_dims",))
+    if ra == 1:  # a: [k], c: [..., k, m], g: [..., m]; the engine sums ga's batch axes away
+        return [b.op("matmul", b.op("expand_dims", g, axis=-2), _swap_last(b, c)),
+                b.op("mul", b.op("expand_dims", a, axis=-1), b.op("expand_dims", g, axis=-2))
+                if n.needs(1) else None]
+    if rc == 1:  # a: [..., n, k], c: [k], g: [..., n]
+        return [b.op("mul", b.op("expand_dims", g, axis=-1), c),
+                b.op("matmul", b.op("expand_dims", g, axis=-2), a) if n.needs(1) else None]
     return [b.op("matmul", g, _swap_last(b, c)),
             b.op("matmul", _swap_last(b, a), g) if n.needs(1) else None]
 
@@ -80,6 +84,8 @@ def _perm(attrs, rank):
     axes = attrs.get("axes")
     if axes is None:
         return tuple(range(rank - 1, -1, -1))
+    if not isinstance(axes, (list, tuple)):
+        raise ShapeError("E204", f"transpose needs `axes=` as a list, a permutation of {{0}}'s {rank} axes")
     axes = tuple(norm_axis(int(a), rank) for a in axes)
     if sorted(axes) != list(range(rank)):
         raise ShapeError("E204", f"transpose axes {tuple(attrs['axes'])} are not a permutation of {{0}}'s {rank} axes")

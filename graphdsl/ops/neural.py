@@ -20,7 +20,7 @@ def _log_softmax(x, axis=-1):
 def _axis_rule(shapes, attrs):
     s = shapes[0]
     if s is not None:
-        norm_axis(int(attrs.get("axis", -1)), len(s))
+        norm_axis(attrs.get("axis", -1), len(s))
     return s
 
 
@@ -75,10 +75,14 @@ def _bce(p, y):
 
 
 def _bce_vjp(b, n):
+    # As PyTorch: the denominator p (1 - p) is kept above 1e-12, so p = 0 or 1 gives a finite
+    # gradient; the target's gradient is the derivative of the clamped logs of the forward.
     p, y = n.args
     scale = b.op("div", n.g, _pair_count(b, p, y))
-    gp = b.op("mul", scale, b.op("div", b.op("sub", p, y), b.op("mul", p, b.op("sub", 1.0, p))))
-    gy = b.op("mul", scale, b.op("sub", b.op("log1p", b.op("neg", p)), b.op("log", p))) if n.needs(1) else None
+    gp = b.op("mul", scale, b.op("div", b.op("sub", p, y),
+                                 b.op("maximum", b.op("mul", p, b.op("sub", 1.0, p)), 1e-12)))
+    gy = b.op("mul", scale, b.op("sub", b.op("maximum", b.op("log1p", b.op("neg", p)), -100.0),
+                                 b.op("maximum", b.op("log", p), -100.0))) if n.needs(1) else None
     return [gp, gy]
 
 
@@ -112,7 +116,7 @@ def _ce_shape(shapes, attrs):
             raise ShapeError("E202", "cross_entropy needs logits {0} and target {1} of one shape",
                              help=("turn class labels into a one-hot target with onehot(labels, k)",))
     if z is not None:
-        norm_axis(int(attrs.get("axis", -1)), len(z))
+        norm_axis(attrs.get("axis", -1), len(z))
     return ()
 
 
@@ -140,10 +144,13 @@ def _onehot_shape(shapes, attrs):
     s, k = shapes[0], attrs.get("k")
     if k is None:
         raise ShapeError("E103", "onehot needs the number of classes: onehot(labels, k)")
-    dim = k if isinstance(k, Dim) else Dim(None, int(k))
+    dim = k if isinstance(k, Dim) else Dim(None, k)
+    if dim.size is not None and (dim.size != int(dim.size) or dim.size < 1):
+        raise ShapeError("E204", f"onehot needs a positive whole number of classes, not {dim.size}")
+    dim = Dim(dim.name, None if dim.size is None else int(dim.size))
     if s is None:
         return None
-    axis = norm_axis(int(attrs.get("axis", -1)), len(s) + 1)
+    axis = norm_axis(attrs.get("axis", -1), len(s) + 1)
     return s[:axis] + (dim,) + s[axis:]
 
 

@@ -22,8 +22,19 @@ def _unreduce(b, n, x, g, mean=False):
                 mean=mean)
 
 
-def _reduction(name, forward, vjp, latex):
-    register(OpDef(name, forward, reduce_rule, vjp, (1, 1), dict(RED_KW), latex=latex))
+def _reduction(name, forward, vjp, latex, rule=reduce_rule):
+    register(OpDef(name, forward, rule, vjp, (1, 1), dict(RED_KW), latex=latex))
+
+
+def _nonempty_rule(shapes, attrs):
+    """max and min have no value over an empty axis (NumPy raises at run time): refuse it here."""
+    shape = shapes[0]
+    if shape is not None:
+        axes = axes_tuple(attrs.get("axis"), len(shape))
+        for i in range(len(shape)) if axes is None else axes:
+            if shape[i].size == 0:
+                raise ShapeError("E204", f"cannot take the max or min of {{0}} over axis {i}: it is empty")
+    return reduce_rule(shapes, attrs)
 
 
 def _logsumexp(x, axis=None, keepdims=False):
@@ -41,14 +52,19 @@ def _extreme_vjp(b, n):
     return [b.op("mul", _unreduce(b, n, x, n.g), spread)]
 
 
+def _norm_scale(b, n):
+    """g / norm, and 0 where the norm is 0 (the subgradient PyTorch picks), not 0/0."""
+    return b.op("where", b.op("eq", n.out, 0.0), 0.0, b.op("div", n.g, n.out))
+
+
 _reduction("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [_unreduce(b, n, n.args[0], n.g)], r"\sum {0}")
 _reduction("mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [_unreduce(b, n, n.args[0], n.g, mean=True)], r"\mathrm{mean}({0})")
 _reduction("max", lambda x, axis=None, keepdims=False: np.max(x, axis=_np_axis(axis), keepdims=keepdims),
-           _extreme_vjp, r"\max {0}")
+           _extreme_vjp, r"\max {0}", _nonempty_rule)
 _reduction("min", lambda x, axis=None, keepdims=False: np.min(x, axis=_np_axis(axis), keepdims=keepdims),
-           _extreme_vjp, r"\min {0}")
+           _extreme_vjp, r"\min {0}", _nonempty_rule)
 _reduction("logsumexp", _logsumexp,
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], n.g),
                               b.op("exp", b.op("sub", n.args[0], _unreduce(b, n, n.args[0], n.out))))],
@@ -60,7 +76,7 @@ _reduction("var", lambda x, axis=None, keepdims=False: np.var(x, axis=_np_axis(a
                                                          keepdims=True))))],
            r"\mathrm{var}({0})")
 _reduction("norm", lambda x, axis=None, keepdims=False: np.sqrt(np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims)),
-           lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], b.op("div", n.g, n.out)), n.args[0])],
+           lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], _norm_scale(b, n)), n.args[0])],
            r"\lVert {0} \rVert")
 _reduction("sqnorm", lambda x, axis=None, keepdims=False: np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], n.g), b.op("mul", 2.0, n.args[0]))],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dim, OpDef, ShapeError, broadcast, concrete, norm_axis, register, same_dim
+from .base import Dim, OpDef, ShapeError, axes_tuple, broadcast, concrete, norm_axis, register, same_dim
 
 
 def _target(attrs):
@@ -50,9 +50,14 @@ def _broadcast_to_shape(shapes, attrs):
     target = _target(attrs)
     if shapes[0] is None:
         return target
-    out = broadcast(shapes[0], target)
+    bad = ShapeError("E202", f"cannot broadcast {{0}} to [{', '.join(map(str, target))}]",
+                     notes=("NumPy broadcasting lines up trailing axes; each axis must equal the target's or be 1",))
+    try:
+        out = broadcast(shapes[0], target)
+    except ShapeError:
+        raise bad from None
     if len(out) != len(target) or any(same_dim(o, t) is False for o, t in zip(out, target)):
-        raise ShapeError("E202", f"cannot broadcast {{0}} to [{', '.join(map(str, target))}]")
+        raise bad
     return target
 
 
@@ -71,15 +76,14 @@ def _expand_shape(shapes, attrs):
     s = shapes[0]
     if s is None:
         return None
-    axis = norm_axis(int(attrs["axis"]), len(s) + 1)
+    axis = norm_axis(attrs["axis"], len(s) + 1)
     return s[:axis] + (Dim(None, 1),) + s[axis:]
 
 
 def _squeeze_axes(s, attrs):
     if attrs.get("axis") is None:
         return tuple(i for i, d in enumerate(s) if d.size == 1)
-    items = attrs["axis"] if isinstance(attrs["axis"], (list, tuple)) else [attrs["axis"]]
-    axes = tuple(sorted({norm_axis(int(a), len(s)) for a in items}))
+    axes = axes_tuple(attrs["axis"], len(s))
     for a in axes:
         if s[a].size not in (1, None):
             raise ShapeError("E204", f"cannot squeeze axis {a} of {{0}}: its size is {s[a]}, not 1")
@@ -110,7 +114,7 @@ def _concat_shape(shapes, attrs):
     rank = len(shapes[0])
     if rank == 0 or any(len(s) != rank for s in shapes):
         raise ShapeError("E204", "concat needs arrays of one rank (at least 1)")
-    axis = norm_axis(int(attrs["axis"]), rank)
+    axis = norm_axis(attrs["axis"], rank)
     total = 0
     for s in shapes:
         for i in range(rank):
@@ -145,7 +149,7 @@ def _stack_shape(shapes, attrs):
     for s in shapes[1:]:
         if len(s) != len(out) or any(same_dim(x, y) is False for x, y in zip(s, out)):
             raise ShapeError("E202", "stack needs arrays of one shape")
-    axis = norm_axis(int(attrs["axis"]), len(out) + 1)
+    axis = norm_axis(attrs["axis"], len(out) + 1)
     return out[:axis] + (Dim(None, len(shapes)),) + out[axis:]
 
 

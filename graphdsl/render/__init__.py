@@ -1,0 +1,335 @@
+"""Annotated diagrams of a model: structure, shapes, values and gradients.
+
+    r = graphdsl.load("mlp.gdsl").render(values={...}, view="both")
+    r.save("mlp.svg")        # .svg .png .pdf .dot .html .json
+    r.dot                    # the DOT source
+    r                        # in Jupyter: displayed (SVG, and PNG where available)
+
+`render_model` evaluates what it can: with values (given, or the declarations'
+initialisers) it computes every forward value and d(of)/dv for every variable in
+one plan; without, it draws structure and shapes only and says why in the picture.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections import deque
+
+import numpy as np
+
+from ..autodiff import gradients
+from ..build import build
+from ..diagnostics import GraphDSLError
+from ..fileio import atomic_write, dumps
+from ..plan import Plan
+from . import backends
+from . import labels as L
+from .dot import Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
+
+__all__ = ["render_model", "Rendering", "Options", "FORMATS", "format_of"]
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html",
+           ".htm": "html", ".json": "json"}
+# failures that leave a picture of structure and shapes rather than an error
+RECOVERABLE = {"E304", "E305"}
+
+
+def format_of(path) -> str:
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in FORMATS:
+        raise ValueError(f"cannot tell the format of `{os.fspath(path)}` from its extension; "
+                         f"use one of {', '.join(sorted(set(FORMATS)))}")
+    return FORMATS[ext]
+
+
+def render_model(model, values: dict | None = None, view: str = "forward", seed: int = 0, *,
+                 of: str | None = None, show_values: bool = True, show_grads: bool = True, precision: int = 4,
+                 heat: bool = False, collapse=(), focus: str | None = None, radius: int = 2,
+                 labels: str = "auto", rankdir: str = "LR", legend: bool = True, title: str | None = None,
+                 renderer: str | None = None) -> "Rendering":
+    opts = Options(view=view, show_values=show_values, show_grads=show_grads, precision=int(precision),
+                   heat=heat, collapse=collapse, focus=focus, radius=int(radius), labels=labels, rankdir=rankdir,
+                   legend=legend, title=title)
+    if renderer is not None:
+        backends.choice(renderer)
+    t0 = time.perf_counter()
+    graph, ann = annotate(model, values, seed, opts, of)
+    sc = scene(graph, ann, opts)
+    text = to_dot(graph, ann, opts, sc)
+    return Rendering(text, graph, ann, opts, sc, renderer, time.perf_counter() - t0)
+
+
+# ---- values and gradients -------------------------------------------------------------------------
+
+def annotate(model, values, seed: int, opts: Options, of: str | None):
+    """(graph to draw, Annotations): concrete and evaluated when possible, else symbolic."""
+    want_numbers = opts.show_values or opts.show_grads or opts.heat
+    want_adjoints = opts.view != "forward" or ((opts.show_grads or opts.heat) and want_numbers)
+    notes: list[str] = []
+    try:
+        compiled, given = model.compile(values or {})
+    except GraphDSLError as err:
+        if not _recoverable(err):
+            raise
+        notes.append("structure and shapes only: " + _reason(err) +
+                     (" (give values with --set NAME=... or --load FILE)" if err.errors[0].code == "E304" else ""))
+        return _symbolic(model, opts, of, notes)
+    built = compiled.built
+    g = built.graph
+    ann = _base_annotations(model, built, notes)
+    if want_adjoints:
+        _adjoints(model, built, ann, of, notes)
+    if not want_numbers and opts.view == "forward":
+        return g, ann
+    try:
+        ann.values = evaluate(model, compiled, given, seed, g, ann)
+        ann.evaluated = True
+    except GraphDSLError as err:
+        if not _recoverable(err):
+            raise
+        notes.append("no values: " + _reason(err))
+    ann.notes = tuple(notes)
+    return g, ann
+
+
+def _recoverable(err: GraphDSLError) -> bool:
+    return bool(err.errors) and all(d.code in RECOVERABLE for d in err.errors)
+
+
+def _reason(err: GraphDSLError) -> str:
+    return err.errors[0].message
+
+
+def _base_annotations(model, built, notes) -> Annotations:
+    g = built.graph
+    text = model.source.text
+    calls = {label: L.one_line(text[c["span"].start:c["span"].end], 60) if c.get("span") else label
+             for label, c in g.graph.get("calls", {}).items()}
+    return Annotations(outputs=tuple(built.outputs), call_text=calls, notes=tuple(notes),
+                       source_name=os.path.basename(model.source.name) or model.source.name)
+
+
+def _adjoints(model, built, ann: Annotations, of, notes) -> None:
+    """Build d(of)/dv for every variable of reaches (reverse mode adds the nodes to the graph)."""
+    try:
+        target = model._resolve_of(built, of)
+    except GraphDSLError:
+        if of is not None:
+            raise
+        notes.append(f"no gradients: the model has {len(built.outputs)} outputs; choose one with --of "
+                     f"({', '.join(built.graph.nodes[o].get('name') or o for o in built.outputs)})")
+        ann.notes = tuple(notes)
+        return
+    try:
+        gradients(built.gb, target, [])
+    except GraphDSLError as err:
+        if of is not None and not _recoverable(err):
+            raise
+        notes.append("no gradients: " + _reason(err))
+        ann.notes = tuple(notes)
+        return
+    g = built.graph
+    ann.of = target
+    ann.of_name = g.nodes[target].get("name") or target
+    ann.adjoints = dict(g.graph["adjoints"][target])
+    ann.notes = tuple(notes)
+
+
+def _symbolic(model, opts: Options, of, notes):
+    """Structure only. A fresh build when reverse mode must add nodes, so model.graph stays as it is."""
+    built = model.built
+    if opts.view != "forward":
+        built = build(model.program, model.source, dims=model.dim_overrides, strict=model.strict)
+    ann = _base_annotations(model, built, notes)
+    if opts.view != "forward":
+        _adjoints(model, built, ann, of, notes)
+        if not ann.adjoints:
+            notes.append("the forward graph is drawn instead" if opts.view == "backward" else
+                         "no gradient flow to draw")
+    ann.notes = tuple(notes)
+    return built.graph, ann
+
+
+def evaluate(model, compiled, given, seed, g, ann: Annotations) -> dict:
+    """Every value the picture needs, from one plan, keeping each slot (nothing is freed)."""
+    need = forward_set(g, ann.outputs)
+    if ann.adjoints:
+        need |= _upstream(g, list(dict.fromkeys(ann.adjoints.values())))
+    sinks = [n for n in g.nodes if n in need and g.nodes[n]["kind"] == "var"
+             and not any(s in need for s in g.successors(n))]
+    plan = Plan(g, sinks, model.source, model.max_elements, optimize=False)
+    leaves = model.leaf_values(compiled, given, seed)
+    slots = [None] * plan.nslots
+    for name, s in plan.leaves:
+        value = leaves.get(name)
+        if value is None:
+            value = g.nodes[name].get("value")
+        if value is None:
+            from ..diagnostics import Diagnostic
+
+            raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", g.nodes[name].get("span"),
+                                           help=(f"give one with --set {name}=... or --load FILE",)), model.source)
+        slots[s] = np.asarray(value, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for fn, ins, out in plan.steps:
+            slots[out] = fn(*[slots[i] for i in ins])
+    return {n: np.asarray(slots[s]) for n, s in plan.slot.items() if slots[s] is not None}
+
+
+def _upstream(g, seeds) -> set:
+    seen = set(seeds)
+    queue = deque(seeds)
+    while queue:
+        for u in g.predecessors(queue.popleft()):
+            if u not in seen:
+                seen.add(u)
+                queue.append(u)
+    return seen
+
+
+# ---- the result -------------------------------------------------------------------------------------
+
+class Rendering:
+    """A drawn model: `.dot`, `.svg()`, `.png()`, `.pdf()`, `.html()`, `.json()`, `.save(path)`."""
+
+    def __init__(self, dot: str, graph, ann: Annotations, opts: Options, sc: Scene, renderer=None,
+                 seconds: float = 0.0):
+        self.dot = dot
+        self.graph = graph
+        self.annotations = ann
+        self.options = opts
+        self.scene = sc
+        self.renderer = renderer
+        self.seconds = seconds
+        self._svg: bytes | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        out = list(self.annotations.notes)
+        if self.scene.compact:
+            out.append(f"{len(self.scene.nodes)} nodes: compact labels")
+        return out
+
+    def backend(self, fmt: str = "svg") -> str:
+        return backends.which(fmt, self.renderer)
+
+    def svg(self) -> str:
+        if self._svg is None:
+            self._svg = backends.render(self.dot, "svg", self.renderer)
+        return self._svg.decode("utf-8")
+
+    def png(self, dpi: int = backends.PNG_DPI) -> bytes:
+        if backends.which("png", self.renderer) == "embedded":
+            self.svg()
+            return backends.rasterise(self._svg, dpi)
+        return backends.render(self.dot, "png", self.renderer, dpi)
+
+    def pdf(self) -> bytes:
+        if backends.which("pdf", self.renderer) == "embedded":
+            self.svg()
+            return backends.png_to_pdf(backends.rasterise(self._svg, 200), 200)
+        return backends.render(self.dot, "pdf", self.renderer)
+
+    def data(self, full_values: bool = True) -> dict:
+        return scene_data(self.graph, self.annotations, self.options, self.scene, full_values)
+
+    def json(self) -> str:
+        """Node-link JSON (RFC 8259: NaN and Inf as strings), one node or link a line."""
+        data = self.data()
+        head = {k: v for k, v in data.items() if k not in ("nodes", "links")}
+        lines = ["{" + dumps(head)[1:-1] + ","]
+        for key in ("nodes", "links"):
+            items = data[key]
+            lines.append(f' "{key}": [')
+            lines.extend("  " + dumps(item) + ("," if i + 1 < len(items) else "") for i, item in enumerate(items))
+            lines.append(" ]" + ("," if key == "nodes" else ""))
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        from .html import page
+
+        return page(self.svg(), self._hover_data(), self._title(), self._subtitle())
+
+    def _title(self) -> str:
+        return f"{self.options.title or self.annotations.source_name or 'graphdsl'} · {self.options.view} view"
+
+    def _subtitle(self) -> str:
+        return " · ".join(self.annotations.notes)
+
+    def _hover_data(self) -> dict:
+        g, ann = self.graph, self.annotations
+        out = {}
+        for item in self.data(full_values=False)["nodes"]:
+            n = item["id"]
+            if item["kind"] == "call":
+                out[n] = {"title": item.get("text") or item["call"], "kind": "def call (collapsed)",
+                          "call": item["call"], "id": n}
+                continue
+            data = g.nodes[n]
+            entry = {"title": L.var_title(n, data) if data["kind"] == "var" else
+                     (data.get("attrs", {}).get("func") or data.get("op")),
+                     "kind": "variable" if data["kind"] == "var" else "operator", "id": n,
+                     "role": data.get("role"), "name": data.get("name"), "text": data.get("text"),
+                     "op": item.get("op") and (item["op"] + (f" ({item['attrs']})" if item.get("attrs") else "")),
+                     "call": " › ".join(ann.call_text.get(c, c) + f" [{c}]" for c in item.get("call", [])) or None}
+            if data["kind"] == "var":
+                entry["shape"] = item.get("shape_text")
+            if "line" in item:
+                entry["where"] = f"{ann.source_name}:{item['line']}:{item['col']}"
+            if item.get("adjoint_of"):
+                entry["adjoint"] = ", ".join(L.grad_name(ann.of_name or "J", p, g.nodes[p])
+                                             for p in item["adjoint_of"])
+            if "value" in item:
+                entry["value"] = item["value"]
+            if "grad" in item:
+                entry["grad"] = item["grad"] if item["grad"] is not None else "— (not computed)"
+                entry["grad_name"] = L.grad_name(ann.of_name or "J", n, data)
+            out[n] = {k: v for k, v in entry.items() if v is not None}
+        return out
+
+    def render(self, fmt: str) -> bytes:
+        if fmt == "dot":
+            return self.dot.encode("utf-8")
+        if fmt == "json":
+            return self.json().encode("utf-8")
+        if fmt == "html":
+            return self.html().encode("utf-8")
+        if fmt == "svg":
+            self.svg()
+            return self._svg
+        if fmt == "png":
+            return self.png()
+        if fmt == "pdf":
+            return self.pdf()
+        raise ValueError(f"unknown format {fmt!r}")
+
+    def save(self, path, format: str | None = None) -> str:
+        """Write the picture; the format comes from the extension unless given. Returns the path."""
+        fmt = format or format_of(path)
+        atomic_write(path, self.render(fmt))
+        return os.fspath(path)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {"text/plain": repr(self)}
+        try:
+            bundle["image/svg+xml"] = self.svg()
+        except GraphDSLError as err:
+            bundle["text/plain"] += "\n" + err.format()
+            return bundle
+        if backends.can_png(self.renderer):
+            try:
+                bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+            except GraphDSLError:
+                pass
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include or k == "text/plain"}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle
+
+    def __repr__(self) -> str:
+        ann = self.annotations
+        return (f"<graphdsl rendering of {ann.source_name}: {self.options.view} view, {len(self.scene.nodes)} nodes"
+                f"{', with values' if ann.evaluated else ', structure only'}>")

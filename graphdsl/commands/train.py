@@ -1,0 +1,125 @@
+"""graphdsl train: gradient descent on the params, minimising one scalar output."""
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.table import Table
+
+from ..fileio import save_npz
+from ..train import OPTIMIZERS, plot_losses, require_matplotlib, train
+from .common import (UsageError, add_model_argument, add_value_options, gather_values, load_model, shape_text,
+                     summarise)
+
+HELP = "train the params by gradient descent on the one scalar output"
+
+
+def add_parsers(sub):
+    p = sub.add_parser("train", help=HELP,
+                       description=HELP + ". The model is compiled and differentiated once; each step runs "
+                                          "the compiled plan and updates the params. Ctrl-C stops cleanly "
+                                          "and still saves.")
+    add_model_argument(p)
+    add_value_options(p)
+    p.add_argument("--lr", type=float, required=True, metavar="F", help="learning rate")
+    p.add_argument("--steps", type=int, required=True, metavar="N", help="number of update steps")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="sgd (default), momentum (0.9, as PyTorch's SGD) or adam")
+    p.add_argument("--momentum", type=float, default=0.9, metavar="F", help="momentum factor (default 0.9)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="examples per step, sliced along the inputs' free dim (default: all)")
+    p.add_argument("--batch-dim", metavar="NAME", help="the free dim to batch along, when there are several")
+    p.add_argument("--no-shuffle", action="store_true", help="take batches in order instead of shuffled")
+    p.add_argument("--of", metavar="NAME", help="the scalar to minimise (default: the one output)")
+    p.add_argument("--params", metavar="A,B", help="the params to train (default: all)")
+    p.add_argument("--save", metavar="FILE.npz", help="save the trained params (also when interrupted)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (needs matplotlib: graphdsl[plot])")
+    p.add_argument("--json", action="store_true", help='print {"steps": N, "loss": ..., "params": {...}} as JSON')
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args, out) -> int:
+    if not args.lr > 0 or args.lr != args.lr or args.lr == float("inf"):
+        raise UsageError(f"--lr must be a positive number, not {args.lr}")
+    if args.steps < 0:
+        raise UsageError(f"--steps must be >= 0, not {args.steps}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, not {args.batch_size}")
+    if args.plot:
+        require_matplotlib()  # before training, not after
+    model = load_model(args)
+    for w in model.warnings:
+        out.warn(w, model.source)
+    values = gather_values(args)
+    show = not args.json and not args.quiet and sys.stdout.isatty() and out.console.is_terminal
+    with _Progress(out.console, args.steps, show) as bar:
+        result = train(model, values, lr=args.lr, steps=args.steps, optimizer=args.optimizer,
+                       batch_size=args.batch_size, of=args.of, params=args.params, seed=args.seed,
+                       batch_dim=args.batch_dim, shuffle=not args.no_shuffle, momentum=args.momentum,
+                       progress=bar.update if show else None)
+    if args.save:
+        save_npz(args.save, result.params)
+    if args.plot:
+        plot_losses(result.losses, args.plot, title=f"{args.file}: {result.of}, {args.optimizer} lr {args.lr:g}")
+    if args.json:
+        out.json({**result.to_json(), "interrupted": result.interrupted})
+    else:
+        _report(result, args, out)
+    return 130 if result.interrupted else 0
+
+
+def _report(result, args, out):
+    c = out.console
+    rate = f"{result.steps_per_second:,.0f} steps/s" if result.seconds > 0 and result.steps else ""
+    how = f"{args.optimizer}, lr {args.lr:g}" + (f", batches of {args.batch_size} along `{result.batch_dim}`"
+                                               if result.batch_dim else "")
+    if result.interrupted:
+        c.print(f"interrupted after {result.steps} of {args.steps} steps ({how})")
+    else:
+        c.print(f"trained {', '.join(result.params)} to minimise {result.of}: {result.steps} steps ({how})"
+                + (f" in {result.seconds:.2f} s, {rate}" if rate else ""))
+    first = f"{result.losses[0]:.6g} at the start, " if result.losses else ""
+    c.print(f"{result.of}: {first}{result.loss:.6g} at the end")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("param", "shape", "value"):
+        table.add_column(col, overflow="fold")
+    for name, value in result.params.items():
+        table.add_row(name, shape_text(value), summarise(value))
+    c.print(table)
+    if args.save:
+        c.print(f"saved {len(result.params)} params to {args.save}")
+    if args.plot:
+        c.print(f"drew the loss curve to {args.plot}")
+
+
+class _Progress:
+    """A rich progress bar with the current loss, redrawn at most ten times a second."""
+
+    def __init__(self, console, total, show):
+        self.show, self.total, self.console = show, total, console
+        self.bar = None
+        self.last = 0.0
+
+    def __enter__(self):
+        if self.show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("train", total=self.total, loss="-")
+        return self
+
+    def update(self, step, loss):
+        now = time.perf_counter()
+        if now - self.last >= 0.1 or step == self.total:
+            self.last = now
+            self.bar.update(self.task, completed=step, loss=f"{loss:.6g}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+

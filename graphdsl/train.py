@@ -1,0 +1,295 @@
+"""Gradient descent on a model's params, minimising one scalar output.
+
+Everything expensive happens once, before the first step: the model is
+compiled for the batch's dims, reverse mode adds the adjoints, and one Plan
+computes the loss and every gradient. Each step then only slices the batch,
+runs that plan on the current arrays and updates the params in NumPy.
+
+    from graphdsl import load
+    from graphdsl.train import train
+    result = train(load("examples/mazur.gdsl"), lr=0.5, steps=10000)
+    result.loss, result.losses[-1], result.params["W1"]
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .autodiff import gradients
+from .diagnostics import Diagnostic, GraphDSLError
+from .values import as_array
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+@dataclass
+class TrainResult:
+    """What training gives back: the losses of every step and the final params."""
+
+    params: dict  # name -> final array
+    losses: list  # the (batch) loss at each step, before that step's update
+    loss: float  # the loss of the final params (on all the data)
+    steps: int  # steps completed
+    of: str
+    interrupted: bool = False  # stopped by Ctrl-C (or a callback) before `steps`
+    seconds: float = 0.0
+    batch_dim: str | None = None
+    history: dict = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "loss": self.loss, "params": self.params}
+
+
+class Optimizer:
+    """One update rule; `step(params, grads)` returns the new params (the old arrays are left alone)."""
+
+    def __init__(self, name: str, lr: float, momentum: float = 0.9, betas=(0.9, 0.999), eps: float = 1e-8):
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer `{name}`; use one of: {', '.join(OPTIMIZERS)}")
+        self.name, self.lr, self.momentum, self.betas, self.eps = name, lr, momentum, betas, eps
+        self.state: dict = {}
+        self.t = 0
+
+    def step(self, params: dict, grads: dict) -> dict:
+        self.t += 1
+        lr = self.lr
+        if self.name == "sgd":
+            return {k: p - lr * grads[k] for k, p in params.items()}
+        if self.name == "momentum":  # PyTorch's SGD(momentum=0.9): v = mu v + g; p -= lr v
+            out = {}
+            for k, p in params.items():
+                v = self.state.get(k)
+                v = grads[k] if v is None else self.momentum * v + grads[k]
+                self.state[k] = v
+                out[k] = p - lr * v
+            return out
+        b1, b2 = self.betas  # Adam (Kingma and Ba 2015), bias-corrected
+        out = {}
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for k, p in params.items():
+            m, v = self.state.get(k, (0.0, 0.0))
+            g = grads[k]
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            self.state[k] = (m, v)
+            out[k] = p - lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+        return out
+
+
+def batch_axes(model, batch_dim: str | None = None):
+    """(the free dim that batches run along, {input name: its axis along that dim})."""
+    built = model.built
+    free = [k for k, v in built.declared_dims.items() if v is None and k not in model.dim_overrides]
+    axes_of: dict[str, dict[str, int]] = {}
+    for name, decl in built.decls.items():
+        if decl.kind != "input" or decl.shape is None:
+            continue
+        for axis, d in enumerate(decl.shape):
+            if d.name in free:
+                axes_of.setdefault(d.name, {})[name] = axis
+    if batch_dim is not None:
+        if batch_dim not in axes_of:
+            raise GraphDSLError(Diagnostic(
+                "E304", f"--batch-dim `{batch_dim}` is not a free dim of any input",
+                help=(f"free dims of inputs: {', '.join(axes_of) or '(none)'}",)), model.source)
+        return batch_dim, axes_of[batch_dim]
+    if not axes_of:
+        return None, {}
+    if len(axes_of) > 1:
+        raise GraphDSLError(Diagnostic(
+            "E304", f"the inputs have several free dims ({', '.join(axes_of)}); say which one batches run along",
+            help=("use --batch-dim NAME (Python: batch_dim=...)",)), model.source)
+    dim = next(iter(axes_of))
+    return dim, axes_of[dim]
+
+
+def _full_inputs(model, given, axes):
+    data = {}
+    for name in axes:
+        if name in given:
+            data[name] = given[name]
+        elif model.built.decls[name].value is not None:
+            data[name] = np.asarray(model.built.decls[name].value, dtype=np.float64)
+    sizes = {name: arr.shape[axes[name]] for name, arr in data.items() if arr.ndim > axes[name]}
+    if len(set(sizes.values())) > 1:
+        detail = ", ".join(f"`{k}` has {v}" for k, v in sizes.items())
+        raise GraphDSLError(Diagnostic("E301", f"the inputs disagree on the number of examples: {detail}"),
+                            model.source)
+    return data, (next(iter(sizes.values())) if sizes else None)
+
+
+class _Batches:
+    """Index sets of `size` drawn from a fresh permutation each epoch; a batch may span two epochs."""
+
+    def __init__(self, n: int, size: int, rng, shuffle: bool):
+        self.n, self.size, self.rng, self.shuffle = n, size, rng, shuffle
+        self.order = np.arange(0)
+
+    def next(self) -> np.ndarray:
+        while len(self.order) < self.size:
+            fresh = self.rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+            self.order = np.concatenate([self.order, fresh])
+        idx, self.order = self.order[: self.size], self.order[self.size:]
+        return idx
+
+
+def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100, optimizer: str = "sgd",
+          batch_size: int | None = None, of: str | None = None, params=None, seed: int = 0,
+          batch_dim: str | None = None, shuffle: bool = True, momentum: float = 0.9, betas=(0.9, 0.999),
+          eps: float = 1e-8, callback=None, progress=None) -> TrainResult:
+    """Minimise the scalar `of` (default: the one output) over `params` (default: all params).
+
+    values: inputs (and, to resume, params) by name. batch_size: examples per step,
+    sliced along the inputs' free dim (the one declared `dim b` without a size);
+    None or >= the data size means full batch. callback(step, loss, params) is
+    called after every step and may return True to stop. progress(step, loss) is
+    called now and then for a progress display. Ctrl-C stops training cleanly:
+    the result has interrupted=True and the params reached so far.
+    """
+    _check_hyper(lr, steps, batch_size)
+    given = {k: as_array(v, k) for k, v in (values or {}).items()}
+    dim, axes = batch_axes(model, batch_dim)
+    data, n = _full_inputs(model, given, axes)
+    batched = dim is not None and batch_size is not None and n is not None and batch_size < n
+    rng = np.random.default_rng(seed)
+    batches = _Batches(n, batch_size, rng, shuffle) if batched else None
+
+    # ---- compile once -------------------------------------------------------------------
+    first = {k: np.take(v, np.arange(batch_size), axis=axes[k]) for k, v in data.items()} if batched else {}
+    compiled, given_b = model.compile({**given, **first})
+    target, wrt = model.grad_targets(compiled, of, _param_names(model, compiled, params))
+    table = gradients(compiled.built.gb, target, wrt)
+    plan = model._plan(compiled, (target,) + tuple(table[w] for w in wrt))
+    leaves = model.leaf_values(compiled, given_b, seed)
+    of_name = compiled.built.graph.nodes[target].get("name") or target
+    current = {w: np.array(leaves[w], dtype=np.float64) for w in wrt}
+    opt = Optimizer(optimizer, lr, momentum, betas, eps)
+
+    # ---- the loop: run the plan, update the arrays ------------------------------------------
+    losses: list[float] = []
+    interrupted = False
+    start = time.perf_counter()
+    done = 0
+    try:
+        for step in range(steps):
+            if batched:
+                idx = batches.next()
+                for k, v in data.items():
+                    leaves[k] = np.take(v, idx, axis=axes[k])
+            leaves.update(current)
+            results = plan.run(leaves, check_finite=False)
+            loss = float(np.asarray(results[0]).reshape(-1)[0]) if np.size(results[0]) else float("nan")
+            if not math.isfinite(loss):
+                raise _diverged(model, of_name, step, lr, losses)
+            losses.append(loss)
+            current = opt.step(current, dict(zip(wrt, results[1:])))
+            done = step + 1
+            if progress is not None:
+                progress(done, loss)
+            if callback is not None and callback(done, loss, current):
+                interrupted = done < steps
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    seconds = time.perf_counter() - start
+    final = _final_loss(model, compiled, plan, target, leaves, current, given, data, batched)
+    names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]
+    return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
+                       dim if batched else None)
+
+
+def _param_names(model, compiled, params):
+    decls = compiled.built.decls
+    if params is None:
+        names = [n for n, d in decls.items() if d.kind == "param"]
+        if not names:
+            raise GraphDSLError(Diagnostic("E304", "the model has no params to train",
+                                           help=("declare the values to learn with `param`, e.g. "
+                                                 "`param W : [n, m] = randn(std=0.1)`",)), model.source)
+        return names
+    names = [p.strip() for p in (params.split(",") if isinstance(params, str) else params)]
+    for p in names:
+        if p not in decls or decls[p].kind != "param":
+            raise GraphDSLError(Diagnostic("E304", f"`{p}` is not a param of the model",
+                                           help=(f"params: {', '.join(n for n, d in decls.items() if d.kind == 'param')}",)),
+                                model.source)
+    return names
+
+
+def _final_loss(model, compiled, plan, target, leaves, current, given, data, batched) -> float:
+    """The loss of the final params on all the data (one forward pass, no gradients)."""
+    if batched:
+        full, given_f = model.compile({**given, **data})
+        values = model.leaf_values(full, given_f)
+        values.update(current)
+        forward = model._plan(full, (target,))
+    else:
+        values = dict(leaves)
+        values.update(current)
+        forward = model._plan(compiled, (target,))
+    try:
+        return float(np.asarray(forward.run(values, check_finite=False)[0]).reshape(-1)[0])
+    except KeyboardInterrupt:
+        return float("nan")
+
+
+def _diverged(model, of_name, step, lr, losses):
+    last = f"; the loss before was {losses[-1]:.6g}" if losses else ""
+    return GraphDSLError(Diagnostic(
+        "E302", f"training diverged: `{of_name}` became NaN or Inf at step {step + 1}{last}",
+        help=(f"lower the learning rate (now {lr:g}), or check the data and the initial values",)), model.source)
+
+
+def _check_hyper(lr, steps, batch_size):
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"the learning rate must be a positive number, not {lr!r}")
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0, not {steps!r}")
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError(f"the batch size must be a whole number >= 1, not {batch_size!r}")
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise GraphDSLError(Diagnostic(
+            "E309", "drawing the loss curve needs matplotlib, which is not installed",
+            help=("install it with `pip install 'graphdsl[plot]'` (or `pip install matplotlib`)",))) from None
+
+
+def plot_losses(losses, path, title: str = "") -> None:
+    """Draw the loss curve to `path` (png, svg or pdf) with matplotlib (the `plot` extra)."""
+    require_matplotlib()
+    import io
+
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    from .fileio import atomic_write
+
+    fmt = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else "png"
+    if fmt not in ("png", "svg", "pdf"):
+        raise GraphDSLError(Diagnostic("E308", f"cannot draw the loss curve as `.{fmt}`",
+                                       help=("use a .png, .svg or .pdf file name",)))
+    fig = Figure(figsize=(6, 3.6), dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
+    steps = np.arange(1, len(losses) + 1)
+    ax.plot(steps, losses, lw=1.2)
+    if len(losses) and min(losses) > 0 and max(losses) / max(min(losses), 1e-300) > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt)
+    atomic_write(path, buf.getvalue())

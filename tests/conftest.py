@@ -1,0 +1,45 @@
+"""Shared fixtures: recorders of the largest errors against references, printed at the end."""
+from __future__ import annotations
+
+import pytest
+
+
+class ErrorRecord:
+    """The largest error seen against a reference, and where."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.worst, self.where, self.count = 0.0, None, 0
+
+    def add(self, error: float, where: str):
+        self.count += 1
+        if error >= self.worst:
+            self.worst, self.where = float(error), where
+
+
+FD_RECORD = ErrorRecord("finite differences: largest |reverse mode - FD|")
+FD_LARGE_RECORD = ErrorRecord("finite differences, inputs of size ~1e3 (FD rounding ~1e-7 expected): largest "
+                              "|reverse mode - FD|")
+TORCH_RECORD = ErrorRecord("PyTorch: largest relative error of values and gradients")
+
+
+@pytest.fixture(scope="session")
+def fd_record() -> ErrorRecord:
+    return FD_RECORD
+
+
+@pytest.fixture(scope="session")
+def fd_large_record() -> ErrorRecord:
+    return FD_LARGE_RECORD
+
+
+@pytest.fixture(scope="session")
+def torch_record() -> ErrorRecord:
+    return TORCH_RECORD
+
+
+def pytest_terminal_summary(terminalreporter):
+    for record in (FD_RECORD, FD_LARGE_RECORD, TORCH_RECORD):
+        if record.count:
+            terminalreporter.write_line(f"{record.what} = {record.worst:.3e} over {record.count} "
+                                        f"comparisons (at {record.where})")
