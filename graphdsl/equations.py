@@ -432,8 +432,10 @@ class _Names:
         return not d.get("anonymous")
 
     def _adjoint_of_named(self, n):
+        """(of, v) when n is d(of)/dv for named forward values of and v; else None (n is inlined)."""
         pair = self.g.nodes[n].get("adjoint_of")
-        if not pair or any(p not in self.g or self.g.nodes[p].get("anonymous") for p in pair):
+        if not pair or any(p not in self.g or self.g.nodes[p].get("anonymous") or
+                           self.g.nodes[p].get("phase") != "forward" for p in pair):
             return None
         return pair
 

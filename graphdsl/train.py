@@ -156,6 +156,11 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     _check_hyper(lr, steps, batch_size)
     given = {k: as_array(v, k) for k, v in (values or {}).items()}
     dim, axes = batch_axes(model, batch_dim)
+    if batch_size is not None and dim is None:
+        raise GraphDSLError(Diagnostic(
+            "E304", "mini-batches need an input with a free dim to slice, and this model has none",
+            help=("declare the examples' dim without a size (`dim b`) and use it in the inputs' shapes, "
+                  "e.g. `input x : [d, b]`; or train on the whole data without --batch-size",)), model.source)
     data, n = _full_inputs(model, given, axes)
     batched = dim is not None and batch_size is not None and n is not None and batch_size < n
     rng = np.random.default_rng(seed)
@@ -199,7 +204,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - start
-    final = _final_loss(model, compiled, plan, target, leaves, current, given, data, batched)
+    final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
     names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)
@@ -215,19 +220,19 @@ def _param_names(model, compiled, params):
                                                  "`param W : [n, m] = randn(std=0.1)`",)), model.source)
         return names
     names = [p.strip() for p in (params.split(",") if isinstance(params, str) else params)]
+    known = ", ".join(n for n, d in decls.items() if d.kind == "param") or "(none)"
     for p in names:
         if p not in decls or decls[p].kind != "param":
             raise GraphDSLError(Diagnostic("E304", f"`{p}` is not a param of the model",
-                                           help=(f"params: {', '.join(n for n, d in decls.items() if d.kind == 'param')}",)),
-                                model.source)
+                                           help=(f"params: {known}",)), model.source)
     return names
 
 
-def _final_loss(model, compiled, plan, target, leaves, current, given, data, batched) -> float:
+def _final_loss(model, compiled, target, leaves, current, given, data, batched, seed) -> float:
     """The loss of the final params on all the data (one forward pass, no gradients)."""
     if batched:
         full, given_f = model.compile({**given, **data})
-        values = model.leaf_values(full, given_f)
+        values = model.leaf_values(full, given_f, seed)
         values.update(current)
         forward = model._plan(full, (target,))
     else:
