@@ -11,7 +11,7 @@ atol 1e-5, rtol 1e-3; the largest error is printed at the end of the run.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pytest

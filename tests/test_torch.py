@@ -54,10 +54,6 @@ def probs(*shape):
     return make
 
 
-def onehot_rows(n, k):
-    return lambda rng: np.eye(k)[rng.integers(0, k, n)]
-
-
 CASES: list[TorchCase] = []
 
 
@@ -329,9 +325,6 @@ def _penalty(t):
 
 
 # ---- the comparison ------------------------------------------------------------------------
-
-TORCH_ERRORS: dict = {}  # case id -> largest relative error (values and gradients)
-
 
 def _relerr(ours, theirs):
     ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)

@@ -117,6 +117,8 @@ def test_logsumexp_is_stable():
     # exp(v - lse): lse = 1000.69... carries a rounding error of ~1e-13, so 0.5 is met to ~5e-14,
     # exactly as PyTorch's logsumexp backward (the same formula) gives 0.5000000000000275
     np.testing.assert_allclose(grads["v"], [0.5, 0.5], rtol=1e-12, atol=0)
+    # written as a literal, too
+    assert graphdsl.parse("y = logsumexp([1000, 1000])").eval()["y"] == pytest.approx(1000 + np.log(2), abs=1e-12)
     # also far below zero, and through softmax / log_softmax / cross_entropy
     value, grads = m.grad({"v": [-1000.0, -1000.0]}, of="y", wrt=["v"])
     assert value == pytest.approx(-1000 + np.log(2), abs=1e-12)
