@@ -150,7 +150,8 @@ class _Builder:
             vid = self.lower(stmt.value, None, target=stmt.name if stmt.name not in self.assigned else None)
             if stmt.name not in self.assigned and stmt.name not in self.decls and stmt.name not in self.dims:
                 self.gb.span = stmt.span
-                self.assigned[stmt.name] = self.gb.bind(vid, stmt.name, span=stmt.name_span)
+                self.assigned[stmt.name] = self.gb.bind(vid, stmt.name, span=stmt.value.span,
+                                                        name_span=stmt.name_span)
         elif isinstance(stmt, A.Output):
             for name in stmt.names:
                 self._output(name)
@@ -533,7 +534,10 @@ class _Builder:
             except NotConstant as err:
                 self.rep.error("E103", f"`{key}` must be constant sizes: {err.message}", err.span or item.span)
                 return _BAD
-            out.append(Dim(None, int(value)))
+            if np.ndim(value) != 0 or float(value) != int(float(value)):
+                self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
+                return _BAD
+            out.append(Dim(None, int(float(value))))
         return out[0] if key == "k" else tuple(out)
 
     def _unknown_function(self, node, kids):

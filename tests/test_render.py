@@ -6,6 +6,7 @@ and review the diff.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -180,13 +181,14 @@ def test_summary_lines_and_full_lines():
 
 def test_structure_only_for_the_design_card_one_liner():
     m = graphdsl.load(EXAMPLES / "oneliner.gdsl")
+    before = len(m.graph)
     for view in ("forward", "backward", "both"):
         r = m.render(view=view)
         assert not r.annotations.evaluated
         assert any("structure and shapes only" in n for n in r.notes)
-        assert '"opaque#2" [label="phi\\nundefined"' in r.dot
+        assert re.search(r'"opaque#\d+" \[label="phi\\nundefined"', r.dot)
         assert 'style="filled,dashed"' in r.dot
-    assert len(m.graph) == 23  # drawing did not add nodes to the model's graph
+    assert len(m.graph) == before  # drawing did not add nodes to the model's graph
 
 
 def test_structure_only_when_inputs_are_missing_keeps_named_dims():
@@ -216,8 +218,8 @@ def test_backward_view_draws_the_adjoint_graph():
     g = drawn_graph(r)
     producer = next(g.predecessors("dJ/dW1"))
     assert r.graph.nodes[producer]["op"] == "add"
-    assert 'label="dJ/dJ\\ =\\ dJ/dL\\ =\\ dJ/ds\\ =\\ 1"' in r.dot.replace("dJ/dJ\\ =\\ dJ/ds\\ =\\ dJ/dL", "x") or \
-        "dJ/dJ" in r.dot
+    # the seed: one constant 1 is the cotangent of J, and (through +) of L and s
+    assert re.search(r'"%\d+" \[label="dJ/dJ = dJ/d[Ls] = dJ/d[Ls] = 1"', r.dot)
 
 
 def test_both_view_adds_reversed_dashed_gradient_edges():
@@ -385,8 +387,11 @@ def test_format_from_extension():
 
 def test_save_every_format_with_the_embedded_renderer(embedded, tmp_path):
     r = d2l().render(values=d2l_values(), view="both")
-    for ext, magic in [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph"),
-                       (".html", b"<!DOCTYPE html>"), (".json", b"{")]:
+    cases = [(".svg", b"<?xml"), (".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph"),
+             (".html", b"<!DOCTYPE html>"), (".json", b"{")]
+    if importlib.util.find_spec("PIL") is None:  # a PDF without Graphviz is a raster PDF made by Pillow
+        cases.remove((".pdf", b"%PDF"))
+    for ext, magic in cases:
         path = tmp_path / f"out{ext}"
         assert r.save(path) == str(path)
         assert path.read_bytes().startswith(magic), ext

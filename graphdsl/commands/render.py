@@ -71,8 +71,9 @@ def run_render(args, out) -> int:
                      labels=args.labels, rankdir=args.rankdir, renderer=args.renderer)
     r.save(args.output, fmt)
     seconds = time.perf_counter() - t0
-    for note in r.notes:
-        out.errors.print(f"graphdsl: note: {note}", markup=False)
+    if args.error_format == "text":
+        for note in r.notes:
+            out.errors.print(f"graphdsl: note: {note}", markup=False)
     how = "" if fmt in ("dot", "json") else f", {_backend_name(r.backend(fmt if fmt != 'html' else 'svg'))}"
     out.console.print(f"wrote {args.output} ({fmt}, {len(r.scene.nodes)} nodes{how}, {seconds:.2f} s)",
                       markup=False)

@@ -135,7 +135,11 @@ register(OpDef("cross_entropy", _cross_entropy, _ce_shape, _ce_vjp, (2, 2), {"ax
 
 
 def _onehot(labels, k=None, axis=-1):
-    idx = np.asarray(labels).astype(np.int64)
+    labels = np.asarray(labels)
+    if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= int(k)):
+        # PyTorch's one_hot raises too: a silent all-zero row would hide the mistake
+        raise ValueError(f"onehot labels must be whole numbers from 0 to {int(k) - 1}")
+    idx = labels.astype(np.int64)
     out = (idx[..., None] == np.arange(int(k))).astype(np.float64)
     return np.moveaxis(out, -1, axis)
 

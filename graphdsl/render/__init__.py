@@ -320,7 +320,7 @@ class Rendering:
             return bundle
         if backends.can_png(self.renderer):
             try:
-                bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+                bundle["image/png"] = base64.b64encode(self.png(dpi=96)).decode("ascii")
             except GraphDSLError:
                 pass
         if include:

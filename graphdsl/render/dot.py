@@ -421,8 +421,8 @@ def _title(sc: Scene, ann: Annotations, opts: Options) -> str:
         notes.append(f"{len(sc.nodes)} nodes: labels are compact (name and shape); draw details with "
                      "--focus NODE --radius K, or hover in the .html output")
     if sc.focus is not None:
-        notes.append(f"focus: {len(sc.nodes)} of {sc.total} nodes within {opts.radius} operator steps of "
-                     f"{sc.focus}")
+        steps = "operator step" if opts.radius == 1 else "operator steps"
+        notes.append(f"focus: {len(sc.nodes)} of {sc.total} nodes within {opts.radius} {steps} of {sc.focus}")
     return "".join(L.esc_text(line) + "\\l" for line in [head] + notes)
 
 
