@@ -7,7 +7,10 @@ line, carets under the span); JSON rendering is a list of plain dicts.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_ERRORS = 20
 
@@ -51,9 +54,12 @@ CODES = {
 }
 
 
-@dataclass(frozen=True)
-class Span:
-    """A half-open range of the source: offsets plus 1-based line/column."""
+class Span(NamedTuple):
+    """A half-open range of the source: offsets plus 1-based line/column.
+
+    A NamedTuple rather than a frozen dataclass: the parser makes one per token
+    and node, and a tuple is three times cheaper to create.
+    """
 
     start: int
     end: int
@@ -79,8 +85,15 @@ class Source:
     name: str = "<string>"
 
     def line_text(self, line: int) -> str:
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        # Lines end at "\n" only, as the lexer counts them: str.splitlines() would also
+        # split at form feeds, U+2028 and the like, and show the wrong line.
+        start = 0
+        for _ in range(line - 1):
+            start = self.text.find("\n", start) + 1
+            if start == 0:
+                return ""
+        end = self.text.find("\n", start)
+        return self.text[start: end if end >= 0 else len(self.text)].rstrip("\r")
 
 
 @dataclass(frozen=True)
@@ -97,27 +110,32 @@ class Diagnostic:
         return self.severity == "error"
 
     def format(self, source: Source | None) -> str:
-        name = source.name if source else "<input>"
-        where = f"{name}:{self.span.line}:{self.span.col}" if self.span else name
-        out = [f"{where}: {self.severity}[{self.code}]: {self.message}"]
+        message = _clip_words(self.message)
+        if source is None:  # not about a model file (a value file, an output path): no location
+            head = f"{self.severity}[{self.code}]: {message}"
+        else:
+            where = f"{_clip_words(source.name)}:{self.span.line}:{self.span.col}" if self.span \
+                else _clip_words(source.name)
+            head = f"{where}: {self.severity}[{self.code}]: {message}"
+        out = [head]
         if self.span and source:
             out.extend(_caret_lines(source, self.span))
-        out.extend(f"  = note: {n}" for n in self.notes)
-        out.extend(f"  = help: {h}" for h in self.help)
-        return "\n".join(out)
+        out.extend(f"  = note: {_clip_words(n)}" for n in self.notes)
+        out.extend(f"  = help: {_clip_words(h)}" for h in self.help)
+        return _visible("\n".join(out))
 
     def to_json(self, source: Source | None) -> dict:
         return {
             "code": self.code,
             "severity": self.severity,
-            "message": self.message,
+            "message": _clip_words(self.message),
             "file": source.name if source else None,
             "line": self.span.line if self.span else None,
             "col": self.span.col if self.span else None,
             "end_line": self.span.end_line if self.span else None,
             "end_col": self.span.end_col if self.span else None,
-            "notes": list(self.notes),
-            "help": list(self.help),
+            "notes": [_clip_words(n) for n in self.notes],
+            "help": [_clip_words(h) for h in self.help],
         }
 
 
@@ -126,13 +144,57 @@ def _caret_lines(source: Source, span: Span) -> list[str]:
     gutter = str(span.line)
     pad = " " * len(gutter)
     end_col = span.end_col if span.end_line == span.line else len(text) + 1
-    width = max(1, end_col - span.col)
-    # Keep tabs in the lead so the caret lines up with what a terminal shows.
-    lead = "".join(ch if ch == "\t" else " " for ch in text[: span.col - 1])
+    # Keep tabs in the lead so the caret lines up with what a terminal shows; a
+    # wide character (CJK) takes two columns, a combining one none.
+    lead = "".join(_blank(ch) for ch in text[: span.col - 1])
+    width = max(1, sum(len(_blank(ch).expandtabs(1)) for ch in text[span.col - 1: end_col - 1]))
     shown = text if len(text) <= 240 else _clip(text, span.col)
     if shown is not text:
         lead, width = " " * min(span.col - 1, 80), min(width, 80)
-    return [f"{pad} |", f"{gutter} | {shown}", f"{pad} | {lead}{'^' * width}"]
+    return [f"{pad} |", f"{gutter} | {_printable(shown)}", f"{pad} | {lead}{'^' * width}"]
+
+
+def _blank(ch: str) -> str:
+    if ch == "\t":
+        return ch
+    if unicodedata.combining(ch):
+        return ""
+    return "  " if unicodedata.east_asian_width(ch) in ("W", "F") else " "
+
+
+# Control characters (and bidirectional overrides) from a hostile file must not
+# reach the terminal: ESC [2J would clear the screen. Each is shown as one
+# visible character, so the caret stays in place.
+_CONTROL = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
+_CONTROL.update({0x7F: "\u2421", **{c: "\ufffd" for c in range(0x80, 0xA0)},
+                 **{c: "\ufffd" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}})
+
+
+_LONG_WORD = re.compile(r"\S{121,}")
+
+
+def _clip_words(text: str) -> str:
+    """A name or number of a million characters is shown by its ends and its length."""
+    if len(text) <= 120:
+        return text
+    def clip(m):
+        word = m[0]
+        core = word.strip("`'\"()[]{},.;:?!")
+        if len(core) <= 120:
+            return word
+        start = word.index(core)
+        return f"{word[:start]}{core[:60]}...({len(core):,} characters)...{core[-20:]}{word[start + len(core):]}"
+
+    return _LONG_WORD.sub(clip, text)
+
+
+def _printable(text: str) -> str:
+    return text.translate(_CONTROL)
+
+
+def _visible(text: str) -> str:
+    """The whole diagnostic, control characters made visible (newlines and tabs kept)."""
+    return text.translate(_CONTROL)
 
 
 def _clip(text: str, col: int) -> str:

@@ -110,9 +110,19 @@ def _tspan(t: Token) -> Span:
     return Span(t.start_pos, t.end_pos, t.line, t.column, t.end_line, t.end_column)
 
 
-def _join(a: Span, b: Span) -> Span:
-    """From the start of `a` to the end of `b` (a precedes b in the text)."""
-    return Span(a.start, b.end, a.line, a.col, b.end_line, b.end_col)
+def _cover(a, b) -> Span:
+    """One span from the start of `a` to the end of `b`, each a Token or a Span.
+
+    Building the span straight from tokens saves making throwaway Spans (a
+    frozen dataclass is slow to make; this is on the hot path).
+    """
+    if isinstance(a, Token):
+        start, line, col = a.start_pos, a.line, a.column
+    else:
+        start, line, col = a.start, a.line, a.col
+    if isinstance(b, Token):
+        return Span(start, b.end_pos, line, col, b.end_line, b.end_column)
+    return Span(start, b.end, line, col, b.end_line, b.end_col)
 
 
 def _span_at(text: str, pos: int, width: int = 1) -> Span:
@@ -300,32 +310,29 @@ class _Builder(Transformer):
 
     def assign(self, c):
         name, value = c
-        return ast.Assign(name.value, value, _join(_tspan(name), value.span), _tspan(name))
+        return ast.Assign(name.value, value, _cover(name, value.span), _tspan(name))
 
     def dim_decl(self, c):
-        return ast.DimDecl(tuple(c[1:]), _join(_tspan(c[0]), c[-1].span))
+        return ast.DimDecl(tuple(c[1:]), _cover(c[0], c[-1].span))
 
     def dim_item(self, c):
         name = c[0]
         size = c[1] if len(c) > 1 else None
-        span = _tspan(name)
-        return ast.DimItem(name.value, size, _join(span, size.span) if size else span)
+        return ast.DimItem(name.value, size, _cover(name, size.span if size else name))
 
     def var_decl(self, c):
-        return ast.VarDecl(c[0].value, tuple(c[1:]), _join(_tspan(c[0]), c[-1].span))
+        return ast.VarDecl(c[0].value, tuple(c[1:]), _cover(c[0], c[-1].span))
 
     def decl_item(self, c):
         name, rest = c[0], c[1:]
         shape = rest.pop(0) if rest and isinstance(rest[0], _Shape) else None
         init = rest[0] if rest else None
-        span = name_span = _tspan(name)
-        last = init.span if init is not None else shape[1] if shape else None
-        if last is not None:
-            span = _join(span, last)
-        return ast.DeclItem(name.value, shape[0] if shape else None, init, span, name_span)
+        last = init.span if init is not None else shape[1] if shape else name
+        return ast.DeclItem(name.value, shape[0] if shape else None, init,
+                            _cover(name, last), _tspan(name))
 
     def shape(self, c):
-        return _Shape((tuple(c[1:-1]), _join(_tspan(c[0]), _tspan(c[-1]))))
+        return _Shape((tuple(c[1:-1]), _cover(c[0], c[-1])))
 
     def shape_dim(self, c):
         t = c[0]
@@ -346,21 +353,20 @@ class _Builder(Transformer):
             i += 1
         params, rest = tuple(c[3:i]), c[i + 1:]
         if isinstance(rest[0], Token):  # a `{ ... return e }` block
-            body, result, end = tuple(rest[1:-2]), rest[-2], _tspan(rest[-1])
+            body, result, end = tuple(rest[1:-2]), rest[-2], rest[-1]
         else:
             body, result, end = (), rest[0], rest[0].span
-        return ast.Def(name.value, params, body, result, _join(_tspan(kw), end), _tspan(name))
+        return ast.Def(name.value, params, body, result, _cover(kw, end), _tspan(name))
 
     def fparam(self, c):
         name = c[0]
-        span = _tspan(name)
         if len(c) == 1:
-            return ast.Param(name.value, None, span)
-        return ast.Param(name.value, c[1][0], _join(span, c[1][1]))
+            return ast.Param(name.value, None, _tspan(name))
+        return ast.Param(name.value, c[1][0], _cover(name, c[1][1]))
 
     def output(self, c):
         names = tuple(ast.Name(t.value, _tspan(t)) for t in c[1:])
-        return ast.Output(names, _join(_tspan(c[0]), names[-1].span))
+        return ast.Output(names, _cover(c[0], names[-1].span))
 
     # -- expressions
 
@@ -407,12 +413,16 @@ class _Builder(Transformer):
         return ast.Bool(False, _tspan(c[0]))
 
     def paren(self, c):
-        # The node keeps its own kind; its span grows to cover the brackets,
-        # so that `(a + b) * c` is underlined from the `(`.
-        return dataclasses.replace(c[1], span=_join(_tspan(c[0]), _tspan(c[2])))
+        # An operation's span grows to cover its brackets, so that `(a + b) * c`
+        # is underlined from the `(`; a name or call keeps its own span, so
+        # that "undefined name `x`" underlines just `x`.
+        inner = c[1]
+        if isinstance(inner, (ast.BinOp, ast.UnaryOp)):
+            return dataclasses.replace(inner, span=_cover(c[0], c[2]))
+        return inner
 
     def array(self, c):
-        return ast.ArrayLit(tuple(c[1:-1]), _join(_tspan(c[0]), _tspan(c[-1])))
+        return ast.ArrayLit(tuple(c[1:-1]), _cover(c[0], c[-1]))
 
     def call(self, c):
         name, items = c[0], c[2:-1]
@@ -426,12 +436,11 @@ class _Builder(Transformer):
                     help=("put positional arguments first, e.g. `sum(x, axis=0)`",)))
             else:
                 args.append(item)
-        span = _tspan(name)
-        return ast.Call(name.value, tuple(args), tuple(kwargs), _join(span, _tspan(c[-1])), span)
+        return ast.Call(name.value, tuple(args), tuple(kwargs), _cover(name, c[-1]), _tspan(name))
 
     def keyword(self, c):
         name, value = c
-        return ast.Keyword(name.value, value, _join(_tspan(name), value.span))
+        return ast.Keyword(name.value, value, _cover(name, value.span))
 
     def attribute(self, c):
         operand, attr = c
@@ -439,11 +448,11 @@ class _Builder(Transformer):
             raise GraphDSLError(_error(
                 "E001", f"unknown attribute `.{attr.value}`", _tspan(attr),
                 help=("`.T` (transpose) is the only attribute, e.g. `W.T`",)))
-        return ast.Transpose(operand, _join(operand.span, _tspan(attr)))
+        return ast.Transpose(operand, _cover(operand.span, attr))
 
     def index(self, c):
         value = c[0]
-        return ast.Index(value, tuple(c[2:-1]), _join(value.span, _tspan(c[-1])))
+        return ast.Index(value, tuple(c[2:-1]), _cover(value.span, c[-1]))
 
     def slice(self, c):
         # Children are expressions and the `:` tokens between them; `::2`
@@ -456,8 +465,8 @@ class _Builder(Transformer):
                 parts[-1] = item
         parts += [None] * (3 - len(parts))
         first, last = c[0], c[-1]
-        span = _join(first.span if not isinstance(first, Token) else _tspan(first),
-                     last.span if not isinstance(last, Token) else _tspan(last))
+        span = _cover(first if isinstance(first, Token) else first.span,
+                      last if isinstance(last, Token) else last.span)
         return ast.Slice(parts[0], parts[1], parts[2], span)
 
 
@@ -471,10 +480,10 @@ def _apply(op, operands: list, compares: set) -> None:
     _, tok, prefix = op
     right = operands.pop()
     if prefix:
-        operands.append(ast.UnaryOp(tok.value, right, _join(_tspan(tok), right.span)))
+        operands.append(ast.UnaryOp(tok.value, right, _cover(tok, right.span)))
         return
     left = operands.pop()
-    node = ast.BinOp(tok.value, left, right, _join(left.span, right.span), _tspan(tok))
+    node = ast.BinOp(tok.value, left, right, _cover(left.span, right.span), _tspan(tok))
     if tok.type == "COMP_OP":
         if id(left) in compares or id(right) in compares:
             raise GraphDSLError(_error(
@@ -592,7 +601,8 @@ def _bad_character(text: str, pos: int, prev: Token | None) -> Diagnostic:
         return _logical(ch, nxt, text, pos)
     if ch == "\\":
         return _error("E003", "`\\` is not graphdsl syntax", span,
-                      help=("a statement continues by itself after an operator, `=`, `,` or inside brackets",))
+                      help=("a statement continues by itself after an operator, `=` or `,`, "
+                            "and inside brackets",))
     return _invalid(ch, span)
 
 
@@ -601,7 +611,8 @@ def _logical(ch: str, nxt: str, text: str, pos: int) -> Diagnostic:
     hint = {
         "&": "graphdsl has no logical operators; multiply 0/1 masks for 'and': `(a > 0) * (b > 0)`",
         "|": "graphdsl has no logical operators; use `maximum(m1, m2)` of 0/1 masks for 'or'",
-        "!": "graphdsl has no logical operators; for 'not' of a 0/1 mask write `1 - m` (`!=` means not equal)",
+        "!": "graphdsl has no logical operators; for 'not' of a 0/1 mask write `1 - m` "
+             "(`!=` means not equal)",
     }[ch]
     return _error("E003", f"`{op}` is not graphdsl syntax", _span_at(text, pos, len(op)), help=(hint,))
 
