@@ -6,6 +6,8 @@ and sum a broadcast cotangent back to its input's shape, checking that shape.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import networkx as nx
 
 from .diagnostics import Diagnostic, GraphDSLError
@@ -70,7 +72,9 @@ def _differentiable_leafward(g, v) -> bool:
 def _walk(gb, of, upstream, needed):
     g = gb.g
     gb.span = g.nodes[of].get("span")
-    cts: dict[str, list[str]] = {of: [gb.const(1.0)]}
+    seed = gb.const(1.0)
+    cts: dict[str, list[str]] = {of: [seed]}
+    pending = Counter([seed])  # how many cotangent lists still hold each node
     table: dict[str, str] = {}
     ops = [n for n in topological_order(g, upstream) if g.nodes[n]["kind"] == "op"]
     for op_id in reversed(ops):
@@ -79,29 +83,31 @@ def _walk(gb, of, upstream, needed):
         if out not in cts:
             continue
         gb.span, gb.call = node["span"], node["call"]
-        total = _accumulate(gb, of, out, cts.pop(out))
+        total = _accumulate(gb, of, out, cts.pop(out), pending)
         table[out] = total
-        _propagate(gb, op_id, node, total, needed, cts)
-    for leaf, parts in cts.items():  # leaves: inputs, params, consts
+        _propagate(gb, op_id, node, total, needed, cts, pending)
+    for leaf in list(cts):  # leaves: inputs, params, consts
         gb.span = g.nodes[leaf].get("span")
-        table[leaf] = _accumulate(gb, of, leaf, parts)
+        table[leaf] = _accumulate(gb, of, leaf, cts.pop(leaf), pending)
     return table
 
 
-def _accumulate(gb, of, var, parts) -> str:
+def _accumulate(gb, of, var, parts, pending) -> str:
+    """Sum the cotangents of var; name the sum dJ/dvar when no other list still holds it."""
+    pending.subtract(parts)
     total = parts[0]
     for p in parts[1:]:
         total = gb.op("add", total, p)
     name = f"d{gb.g.nodes[of].get('name') or of}/d{gb.g.nodes[var].get('name') or var}"
     node = gb.g.nodes[total]
     if node.get("anonymous") and node["phase"] == "backward" and gb.g.out_degree(total) == 0 \
-            and name not in gb.g and node["role"] != "const":
+            and pending[total] <= 0 and name not in gb.g and node["role"] != "const":
         total = gb.bind(total, name)
     gb.g.nodes[total].setdefault("adjoint_of", (of, var))
     return total
 
 
-def _propagate(gb, op_id, node, g_id, needed, cts):
+def _propagate(gb, op_id, node, g_id, needed, cts, pending):
     opdef = REGISTRY[node["op"]]
     args = gb.inputs_of(op_id)
     if not opdef.differentiable or not any(a in needed for a in args):
@@ -124,7 +130,9 @@ def _propagate(gb, op_id, node, g_id, needed, cts):
     for arg, ct in zip(args, grads):
         if ct is None or arg not in needed:
             continue
-        cts.setdefault(arg, []).append(_unbroadcast(gb, ct, arg, op_id))
+        ct = _unbroadcast(gb, ct, arg, op_id)
+        cts.setdefault(arg, []).append(ct)
+        pending[ct] += 1
 
 
 def _unbroadcast(gb, ct, arg, op_id) -> str:

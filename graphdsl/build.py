@@ -6,12 +6,13 @@ where every shape is concrete.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import ast as A
-from .consteval import BIN, NotConstant, const_eval
+from .consteval import BIN, NotConstant, const_eval, whole
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
@@ -20,6 +21,7 @@ from .ops.base import Dim, same_dim
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
 MAX_INLINE_DEPTH = 64
+MAX_INLINED_NODES = 5_000_000  # beyond this a model would exhaust time and memory while inlining
 
 
 @dataclass
@@ -72,12 +74,13 @@ class _Builder:
         self.calls: dict[str, int] = {}
         self.outputs: list[str] = []
         self.implicit: set[str] = set()
-        self.recursive: set[str] = set()  # defs already reported by E105
+        self.refused_defs: set[str] = set()  # defs already reported (recursive, too large)
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
         self._collect()
         self._check_recursion()
+        self._check_inline_size()
         for stmt in self.program.statements:
             self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
             self._statement(stmt)
@@ -128,6 +131,36 @@ class _Builder:
                     path.append(nxt)
                     stack.append((nxt, iter(sorted(callees[nxt]))))
 
+    def _check_inline_size(self):
+        """Refuse, before building, a program whose inlined defs would explode.
+
+        Defs that each call the previous one twice double at every level: thirty
+        of them inline to 2**30 nodes. Sizes are counted in syntax nodes, callees
+        first, so the check costs no more than reading the defs.
+        """
+        profiles = {name: _expression_profile([s.value for s in d.body] + [d.result])
+                    for name, d in self.defs.items()}
+        size: dict[str, int] = {}
+        for name in _callees_first({n: set(c) & set(self.defs) for n, (_, c) in profiles.items()}):
+            own, calls = profiles[name]
+            size[name] = own + sum(k * size.get(c, 0) for c, k in calls.items())
+            if size[name] > MAX_INLINED_NODES:
+                self._too_large(f"def `{name}` inlines to about {size[name]:,} nodes", self.defs[name].name_span)
+                return
+        exprs = [st.value for st in self.program.statements if isinstance(st, A.Assign)]
+        own, calls = _expression_profile(exprs)
+        total = own + sum(k * size.get(c, 0) for c, k in calls.items())
+        if total > MAX_INLINED_NODES:
+            self._too_large(f"the model inlines to about {total:,} nodes", None)
+
+    def _too_large(self, what, span):
+        self.rep.error("E107", f"{what}, more than the limit of {MAX_INLINED_NODES:,}", span,
+                       notes=("each call of a def is copied into the graph",),
+                       help=("a def that calls another def twice doubles the size at every level; "
+                             "compute the shared value once and reuse it",))
+        self.refused_defs.update(self.defs)
+        self.defs.clear()
+
     def _recursion_error(self, cycle):
         d = self.defs[cycle[0]]
         how = "itself" if len(cycle) == 2 else "itself through " + " -> ".join(f"`{c}`" for c in cycle[1:-1])
@@ -137,7 +170,7 @@ class _Builder:
                        help=("unroll the recursion by hand, or write the loop out as separate statements",))
         for name in cycle[:-1]:
             self.defs.pop(name, None)
-            self.recursive.add(name)
+            self.refused_defs.add(name)
 
     def _statement(self, stmt):
         if isinstance(stmt, A.DimDecl):
@@ -175,10 +208,9 @@ class _Builder:
         except NotConstant as err:
             self.rep.error("E107", f"{what} must be a constant: {err.message}", err.span or expr.span)
             return None
-        if np.ndim(value) != 0 or float(value) != int(float(value)):
+        if whole(value) is None:
             self.rep.error("E107", f"{what} must be a whole number, not {value}", expr.span)
-            return None
-        return int(float(value))
+        return whole(value)
 
     def _const_lookup(self, name: A.Name):
         if name.id in self.dims:
@@ -361,10 +393,10 @@ class _Builder:
             self.rep.error("E204", f"indices must be constants: {err.message}", err.span or node.span)
             return self._placeholder()
         for k in key:
-            if not isinstance(k, slice) and (np.ndim(k) != 0 or float(k) != int(float(k))):
-                self.rep.error("E204", "an index must be a whole number or a slice", node.span)
+            if not isinstance(k, slice) and whole(k) is None:
+                self.rep.error("E204", f"an index must be a whole number or a slice, not {k}", node.span)
                 return self._placeholder()
-        key = tuple(k if isinstance(k, slice) else int(float(k)) for k in key)
+        key = tuple(k if isinstance(k, slice) else whole(k) for k in key)
         return self.gb.emit("index", [base], {"key": key})
 
     # ---- names ------------------------------------------------------------------------
@@ -516,10 +548,11 @@ class _Builder:
             if value is None:
                 return None
             arr = np.asarray(value)
-            if arr.ndim > 1 or np.any(arr != np.round(arr)):
+            axes = [whole(a) for a in np.ravel(arr)] if arr.ndim <= 1 else [None]
+            if None in axes:
                 self.rep.error("E103", f"`{key}=` must be a whole number or a list of them", expr.span)
                 return _BAD
-            return int(arr) if arr.ndim == 0 else tuple(int(a) for a in arr)
+            return axes[0] if arr.ndim == 0 else tuple(axes)
         return float(value)
 
     def _static_shape(self, expr, key):
@@ -534,14 +567,14 @@ class _Builder:
             except NotConstant as err:
                 self.rep.error("E103", f"`{key}` must be constant sizes: {err.message}", err.span or item.span)
                 return _BAD
-            if np.ndim(value) != 0 or float(value) != int(float(value)):
+            if whole(value) is None:
                 self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
                 return _BAD
-            out.append(Dim(None, int(float(value))))
+            out.append(Dim(None, whole(value)))
         return out[0] if key == "k" else tuple(out)
 
     def _unknown_function(self, node, kids):
-        if node.func in self.recursive:
+        if node.func in self.refused_defs:
             return self._placeholder()
         near = suggest(node.func, list(BUILTINS) + list(self.defs))
         if near is not None and near != node.func:
@@ -582,8 +615,11 @@ class _Builder:
         for stmt in d.body:
             vid = self.lower(stmt.value, scope)
             self.gb.span = stmt.span
-            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", stmt.name, span=stmt.name_span) \
-                if stmt.name not in scope else self._dup_local(stmt)
+            if stmt.name in scope:
+                scope[stmt.name] = self._dup_local(stmt)
+                continue
+            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", stmt.name, span=stmt.name_span,
+                                            rename=vid not in scope.values())
         result = self.lower(d.result, scope)
         self.gb.call, self.gb.span = outer_call, outer_span
         return result
@@ -643,14 +679,39 @@ def _defined_names(stmt):
 
 
 def _called_names(d: A.Def) -> set:
-    found = set()
-    stack = [s.value for s in d.body] + [d.result]
+    return set(_expression_profile([s.value for s in d.body] + [d.result])[1])
+
+
+def _callees_first(callees: dict[str, set]) -> list[str]:
+    """Def names ordered so that every def comes after the defs it calls (Kahn's algorithm)."""
+    waiting = {name: set(c) for name, c in callees.items()}
+    callers: dict[str, list] = {}
+    for name, cs in waiting.items():
+        for c in cs:
+            callers.setdefault(c, []).append(name)
+    ready = sorted(n for n, cs in waiting.items() if not cs)
+    order = []
+    while ready:
+        name = ready.pop()
+        order.append(name)
+        for user in callers.get(name, ()):
+            waiting[user].discard(name)
+            if not waiting[user]:
+                ready.append(user)
+    return order
+
+
+def _expression_profile(exprs) -> tuple[int, Counter]:
+    """(number of syntax nodes, how often each function is called) in exprs."""
+    nodes, calls = 0, Counter()
+    stack = list(exprs)
     while stack:
         node = stack.pop()
+        nodes += 1
         if isinstance(node, A.Call):
-            found.add(node.func)
+            calls[node.func] += 1
         stack.extend(A.children(node))
-    return found
+    return nodes, calls
 
 
 def _is_literal(node) -> bool:

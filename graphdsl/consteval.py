@@ -55,9 +55,15 @@ def const_eval(expr, lookup, call=None):
         if isinstance(node, A.Transpose):
             return np.transpose(vals[0])
         if isinstance(node, A.Slice):
-            return slice(*_slice_parts(node, vals))
+            parts = _slice_parts(node, vals)
+            if parts[2] == 0:
+                raise NotConstant("a slice step cannot be zero", node.span)
+            return slice(*parts)
         if isinstance(node, A.Index):
-            return np.asarray(vals[0])[tuple(_int_index(v, node.span) for v in vals[1:])]
+            try:
+                return np.asarray(vals[0])[tuple(_int_index(v, node.span) for v in vals[1:])]
+            except IndexError as err:
+                raise NotConstant(f"index out of range: {err}", node.span) from None
         if isinstance(node, A.Call):
             n = len(node.args)
             kwargs = {k.name: v for k, v in zip(node.kwargs, vals[n:])}
@@ -75,10 +81,27 @@ def _slice_parts(node: A.Slice, vals):
                  for part in (node.start, node.stop, node.step))
 
 
+LARGEST_WHOLE = 2 ** 53  # beyond this a float64 no longer tells whole numbers apart
+
+
+def whole(value) -> int | None:
+    """value as an int when it is one finite whole number of sensible size, else None."""
+    try:
+        if np.ndim(value) != 0:
+            return None
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not np.isfinite(f) or f != np.floor(f) or abs(f) > LARGEST_WHOLE:
+        return None
+    return int(f)
+
+
 def _int_index(v, span):
     if isinstance(v, slice):
         return v
-    if np.ndim(v) != 0 or float(v) != int(float(v)):
-        raise NotConstant("an index must be a whole number", span)
-    return int(float(v))
+    k = whole(v)
+    if k is None:
+        raise NotConstant(f"an index must be a whole number, not {v}", span)
+    return k
 

@@ -158,14 +158,17 @@ class GraphBuilder:
         return self.shape(dropped) == () and self.shape(kept) is not None
 
     # ---- renaming -------------------------------------------------------------
-    def bind(self, vid: str, new_id: str, display: str | None = None, **attrs) -> str:
-        """Give the value vid the id `new_id` (shown as `display`): rename a fresh node, else add identity."""
+    def bind(self, vid: str, new_id: str, display: str | None = None, rename: bool = True, **attrs) -> str:
+        """Give the value vid the id `new_id` (shown as `display`): rename a fresh node, else add identity.
+
+        `rename=False` when something else still refers to vid by id (a def's parameter).
+        """
         attrs.update(anonymous=False, name=display or new_id)
         node = self.g.nodes[vid]
         if vid == new_id:  # already written under its name (see build.lower)
             node.update(attrs)
             return new_id
-        fresh = node.get("anonymous") and self.g.out_degree(vid) == 0 and node["phase"] == self.phase
+        fresh = rename and node.get("anonymous") and self.g.out_degree(vid) == 0 and node["phase"] == self.phase
         if not fresh:
             out = self.emit("identity", [vid], {}, out=new_id)
         else:

@@ -27,11 +27,11 @@ def _axis_rule(shapes, attrs):
 register(OpDef("softmax", _softmax, _axis_rule,
                lambda b, n: [b.op("mul", n.out, b.op("sub", n.g, b.op("sum", b.op("mul", n.g, n.out),
                                                                       axis=n.attrs["axis"], keepdims=True)))],
-               (1, 1), {"axis": -1}, latex=r"\mathrm{softmax}({0})"))
+               (1, 1), {"axis": -1}, latex=r"\mathrm{{softmax}}({0})"))
 register(OpDef("log_softmax", _log_softmax, _axis_rule,
                lambda b, n: [b.op("sub", n.g, b.op("mul", b.op("exp", n.out),
                                                    b.op("sum", n.g, axis=n.attrs["axis"], keepdims=True)))],
-               (1, 1), {"axis": -1}, latex=r"\log\mathrm{softmax}({0})"))
+               (1, 1), {"axis": -1}, latex=r"\log\mathrm{{softmax}}({0})"))
 
 
 # ---- losses: each is a mean, so its rule needs the count N of averaged positions ----
@@ -42,31 +42,38 @@ def _same_shape_loss(shapes, attrs):
 
 
 def _count(b, like, axis=None):
-    """N as a constant node: elements of `like` (over all axes but `axis`)."""
-    sizes = [d.size for d in b.shape(like)]
-    if axis is not None:
+    """N, the number of positions a loss averages over (all of `like`'s axes but `axis`).
+
+    A constant when the sizes are known; otherwise a node that reads them from
+    `like`'s shape at run time, so grad(mse(...), w) works with free dims too.
+    """
+    shape = b.shape(like)
+    sizes = None if shape is None else [d.size for d in shape]
+    if sizes is not None and axis is not None:
         sizes.pop(norm_axis(axis, len(sizes)))
-    if any(s is None for s in sizes):
-        raise ShapeError("E204", "the gradient of a mean needs the sizes of its argument")
+    if sizes is None or any(s is None for s in sizes):
+        return b.op("count", like=like, axis=axis)
     return float(np.prod(sizes)) if sizes else 1.0
 
 
-def _pair_count(b, a, c):
-    """N for a mean over the broadcast of a and c."""
-    sizes = [d.size for d in broadcast(b.shape(a), b.shape(c))]
-    if any(s is None for s in sizes):
-        raise ShapeError("E204", "the gradient of a mean needs the sizes of its argument")
-    return float(np.prod(sizes)) if sizes else 1.0
+def _count_forward(like, axis=None):
+    total = float(np.prod(like)) if like else 1.0
+    return np.asarray(total / like[axis] if axis is not None and like[axis] else total)
+
+
+register(OpDef("count", _count_forward, lambda shapes, attrs: (), None, (0, 0), {"like": None, "axis": None},
+               differentiable=False, internal=True, latex="N"))
 
 
 def _mse_vjp(b, n):
     o, y = n.args
-    go = b.op("mul", b.op("div", b.op("mul", 2.0, n.g), _pair_count(b, o, y)), b.op("sub", o, y))
+    diff = b.op("sub", o, y)
+    go = b.op("mul", b.op("div", b.op("mul", 2.0, n.g), _count(b, diff)), diff)
     return [go, b.op("neg", go) if n.needs(1) else None]
 
 
 register(OpDef("mse", lambda o, y: np.mean((o - y) ** 2), _same_shape_loss, _mse_vjp, (2, 2),
-               latex=r"\mathrm{mse}({0}, {1})"))
+               latex=r"\mathrm{{mse}}({0}, {1})"))
 
 
 def _bce(p, y):
@@ -78,15 +85,16 @@ def _bce_vjp(b, n):
     # As PyTorch: the denominator p (1 - p) is kept above 1e-12, so p = 0 or 1 gives a finite
     # gradient; the target's gradient is the derivative of the clamped logs of the forward.
     p, y = n.args
-    scale = b.op("div", n.g, _pair_count(b, p, y))
-    gp = b.op("mul", scale, b.op("div", b.op("sub", p, y),
+    diff = b.op("sub", p, y)
+    scale = b.op("div", n.g, _count(b, diff))
+    gp = b.op("mul", scale, b.op("div", diff,
                                  b.op("maximum", b.op("mul", p, b.op("sub", 1.0, p)), 1e-12)))
     gy = b.op("mul", scale, b.op("sub", b.op("maximum", b.op("log1p", b.op("neg", p)), -100.0),
                                  b.op("maximum", b.op("log", p), -100.0))) if n.needs(1) else None
     return [gp, gy]
 
 
-register(OpDef("bce", _bce, _same_shape_loss, _bce_vjp, (2, 2), latex=r"\mathrm{bce}({0}, {1})"))
+register(OpDef("bce", _bce, _same_shape_loss, _bce_vjp, (2, 2), latex=r"\mathrm{{bce}}({0}, {1})"))
 
 
 def _bce_logits(z, y):
@@ -95,14 +103,15 @@ def _bce_logits(z, y):
 
 def _bce_logits_vjp(b, n):
     z, y = n.args
-    scale = b.op("div", n.g, _pair_count(b, z, y))
-    gz = b.op("mul", scale, b.op("sub", b.op("sigmoid", z), y))
+    diff = b.op("sub", b.op("sigmoid", z), y)
+    scale = b.op("div", n.g, _count(b, diff))
+    gz = b.op("mul", scale, diff)
     gy = b.op("neg", b.op("mul", scale, z)) if n.needs(1) else None
     return [gz, gy]
 
 
 register(OpDef("bce_with_logits", _bce_logits, _same_shape_loss, _bce_logits_vjp, (2, 2),
-               latex=r"\mathrm{bce}(\sigma({0}), {1})"))
+               latex=r"\mathrm{{bce}}(\sigma({0}), {1})"))
 
 
 def _cross_entropy(z, t, axis=-1):
@@ -131,7 +140,7 @@ def _ce_vjp(b, n):
 
 
 register(OpDef("cross_entropy", _cross_entropy, _ce_shape, _ce_vjp, (2, 2), {"axis": -1},
-               latex=r"\mathrm{CE}({0}, {1})"))
+               latex=r"\mathrm{{CE}}({0}, {1})"))
 
 
 def _onehot(labels, k=None, axis=-1):
@@ -159,5 +168,5 @@ def _onehot_shape(shapes, attrs):
 
 
 register(OpDef("onehot", _onehot, _onehot_shape, None, (1, 1), {"k": None, "axis": -1},
-               differentiable=False, latex=r"\mathrm{onehot}({0})"))
+               differentiable=False, latex=r"\mathrm{{onehot}}({0})"))
 
