@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,15 @@ def test_long_expressions_get_auxiliary_names():
     assert max(len(line) for line in text.splitlines()) < 2000
     latex = eqs.latex()
     assert_wellformed_latex(latex, mathtext=False)
+
+
+def test_auxiliary_names_do_not_depend_on_the_hash_seed():
+    """Auxiliaries are numbered in the order the converter meets them, never in a set's order."""
+    script = ("import graphdsl; from graphdsl.equations import equations; "
+              "print(equations(graphdsl.parse('param w = 0.5\\nJ = ' + 'tanh(' * 30 + 'w' + ')' * 30)).text())")
+    texts = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("0", "3")}
+    assert len(texts) == 1 and "  t1 = " in texts.pop()
 
 
 def test_deep_chain_of_named_values():

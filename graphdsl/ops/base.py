@@ -63,7 +63,7 @@ class OpDef:
     kwargs: dict = field(default_factory=dict)  # static keyword arguments and defaults
     kw_inputs: tuple[str, ...] = ()  # keyword arguments that are graph inputs (clip lo/hi)
     symbol: str | None = None  # infix symbol, for display
-    latex: str | None = None  # a format string over {0}, {1}, ...
+    latex: str | None = None  # a str.format template over the arguments {0}, {1}, ...; literal braces doubled
     differentiable: bool = True
     elementwise: bool = False
     doc: str = ""

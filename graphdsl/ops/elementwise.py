@@ -66,9 +66,9 @@ _unary("neg", np.negative, lambda b, n: [b.op("neg", n.g)], r"-{0}")
 
 # ---- comparisons: 0/1 masks, no gradient -----------------------------------------
 
-for _name, _fn, _sym, _tex in [("lt", np.less, "<", "<"), ("le", np.less_equal, "<=", r"\le"),
-                               ("gt", np.greater, ">", ">"), ("ge", np.greater_equal, ">=", r"\ge"),
-                               ("eq", np.equal, "==", "="), ("ne", np.not_equal, "!=", r"\ne")]:
+for _name, _fn, _sym, _tex in [("lt", np.less, "<", "<"), ("le", np.less_equal, "<=", r"\leq"),
+                               ("gt", np.greater, ">", ">"), ("ge", np.greater_equal, ">=", r"\geq"),
+                               ("eq", np.equal, "==", "="), ("ne", np.not_equal, "!=", r"\neq")]:
     _binary(_name, (lambda f: lambda a, c: f(a, c).astype(np.float64))(_fn), None, _sym,
             "[{0} %s {1}]" % _tex, differentiable=False)
 
@@ -101,7 +101,7 @@ def _clip_vjp(b, n):
 
 
 register(OpDef("clip", lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), broadcast_rule, _clip_vjp,
-               (3, 3), kw_inputs=("lo", "hi"), latex=r"\mathrm{clip}({0}, {1}, {2})", elementwise=True))
+               (3, 3), kw_inputs=("lo", "hi"), latex=r"\mathrm{{clip}}({0}, {1}, {2})", elementwise=True))
 
 
 def _where_vjp(b, n):
@@ -110,7 +110,7 @@ def _where_vjp(b, n):
 
 
 register(OpDef("where", lambda c, a, d: np.where(c != 0, a, d), broadcast_rule, _where_vjp, (3, 3),
-               latex=r"\mathrm{where}({0}, {1}, {2})", elementwise=True))
+               latex=r"\mathrm{{where}}({0}, {1}, {2})", elementwise=True))
 
 # ---- elementwise functions ----------------------------------------------------------
 
@@ -121,12 +121,12 @@ _unary("expm1", np.expm1, lambda b, n: [b.op("mul", n.g, b.op("add", n.out, 1.0)
 _unary("sqrt", np.sqrt, lambda b, n: [b.op("div", n.g, b.op("mul", 2.0, n.out))], r"\sqrt{{{0}}}")
 _unary("square", np.square, lambda b, n: [b.op("mul", n.g, b.op("mul", 2.0, n.args[0]))], r"{0}^2")
 _unary("abs", np.abs, lambda b, n: [b.op("mul", n.g, b.op("sign", n.args[0]))], r"|{0}|")
-_unary("sign", lambda x: np.sign(x).astype(np.float64), None, r"\mathrm{sign}({0})", differentiable=False)
+_unary("sign", lambda x: np.sign(x).astype(np.float64), None, r"\mathrm{{sign}}({0})", differentiable=False)
 _unary("reciprocal", np.reciprocal,
        lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("square", n.out)))], r"\frac{{1}}{{{0}}}")
 _unary("sin", np.sin, lambda b, n: [b.op("mul", n.g, b.op("cos", n.args[0]))], r"\sin({0})")
 _unary("cos", np.cos, lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("sin", n.args[0])))], r"\cos({0})")
-_unary("stop_gradient", lambda x: x, None, r"\mathrm{sg}({0})", differentiable=False)
+_unary("stop_gradient", lambda x: x, None, r"\mathrm{{sg}}({0})", differentiable=False)
 
 
 # Activations. Each derivative is an op of its own (relu', sigmoid', ...), so the
@@ -150,14 +150,14 @@ def _zero_vjp(b, n):  # piecewise-constant derivative: zero almost everywhere
 
 
 _activation("relu", lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(np.float64), _zero_vjp,
-            r"\mathrm{relu}({0})")
+            r"\mathrm{{relu}}({0})")
 _activation("leaky_relu", lambda x, alpha=0.01: np.where(x > 0, x, alpha * x),
-            lambda x, alpha=0.01: np.where(x > 0, 1.0, alpha), _zero_vjp, r"\mathrm{leaky\_relu}({0})",
+            lambda x, alpha=0.01: np.where(x > 0, 1.0, alpha), _zero_vjp, r"\mathrm{{leaky\_relu}}({0})",
             kwargs={"alpha": 0.01})
 _activation("elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0))),
             lambda x, alpha=1.0: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0))),
             lambda b, n: [b.op("mul", n.g, b.op("sub", n.out, b.op("gt", n.args[0], 0.0)))],
-            r"\mathrm{elu}({0})", kwargs={"alpha": 1.0})
+            r"\mathrm{{elu}}({0})", kwargs={"alpha": 1.0})
 _activation("sigmoid", _sigmoid, lambda x: _sigmoid(x) * _sigmoid(-x),
             lambda b, n: [b.op("mul", n.g, b.op("mul", n.out,
                                                 b.op("sub", 1.0, b.op("mul", 2.0, b.op("sigmoid", n.args[0])))))],
@@ -166,7 +166,7 @@ _activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
             lambda b, n: [b.op("mul", n.g, b.op("mul", -2.0, b.op("mul", b.op("tanh", n.args[0]), n.out)))],
             r"\tanh({0})")
 _activation("gelu", lambda x: x * ndtr(x), lambda x: ndtr(x) + x * np.exp(-0.5 * x * x) / _SQRT_2PI,
-            lambda b, n: [b.op("mul", n.g, b.op("gelu''", n.args[0]))], r"\mathrm{gelu}({0})")
+            lambda b, n: [b.op("mul", n.g, b.op("gelu''", n.args[0]))], r"\mathrm{{gelu}}({0})")
 
 
 def _gelu2_vjp(b, n):
@@ -177,8 +177,8 @@ def _gelu2_vjp(b, n):
 
 
 _unary("gelu''", lambda x: np.exp(-0.5 * x * x) / _SQRT_2PI * (2.0 - x * x), _gelu2_vjp,
-       r"\mathrm{gelu}''({0})")
+       r"\mathrm{{gelu}}''({0})")
 _unary("softplus", lambda x: np.logaddexp(0.0, x),
-       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{softplus}({0})")
+       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{{softplus}}({0})")
 _unary("log_sigmoid", lambda x: -np.logaddexp(0.0, -x),
        lambda b, n: [b.op("mul", n.g, b.op("sigmoid", b.op("neg", n.args[0])))], r"\log\sigma({0})")

@@ -119,4 +119,4 @@ def _trace_shape(shapes, attrs):
 
 register(OpDef("trace", np.trace, _trace_shape,
                lambda b, n: [b.op("mul", n.g, b.op("eye", like=n.args[0]))], (1, 1),
-               latex=r"\mathrm{tr}({0})"))
+               latex=r"\mathrm{{tr}}({0})"))

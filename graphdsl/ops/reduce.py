@@ -60,7 +60,7 @@ def _norm_scale(b, n):
 _reduction("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [_unreduce(b, n, n.args[0], n.g)], r"\sum {0}")
 _reduction("mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=_np_axis(axis), keepdims=keepdims),
-           lambda b, n: [_unreduce(b, n, n.args[0], n.g, mean=True)], r"\mathrm{mean}({0})")
+           lambda b, n: [_unreduce(b, n, n.args[0], n.g, mean=True)], r"\mathrm{{mean}}({0})")
 _reduction("max", lambda x, axis=None, keepdims=False: np.max(x, axis=_np_axis(axis), keepdims=keepdims),
            _extreme_vjp, r"\max {0}", _nonempty_rule)
 _reduction("min", lambda x, axis=None, keepdims=False: np.min(x, axis=_np_axis(axis), keepdims=keepdims),
@@ -74,13 +74,13 @@ _reduction("var", lambda x, axis=None, keepdims=False: np.var(x, axis=_np_axis(a
                               b.op("mul", 2.0, b.op("sub", n.args[0],
                                                     b.op("mean", n.args[0], axis=n.attrs.get("axis"),
                                                          keepdims=True))))],
-           r"\mathrm{var}({0})")
+           r"\mathrm{{var}}({0})")
 _reduction("norm", lambda x, axis=None, keepdims=False: np.sqrt(np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims)),
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], _norm_scale(b, n)), n.args[0])],
-           r"\lVert {0} \rVert")
+           r"\|{0}\|")
 _reduction("sqnorm", lambda x, axis=None, keepdims=False: np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], n.g), b.op("mul", 2.0, n.args[0]))],
-           r"\lVert {0} \rVert^2")
+           r"\|{0}\|^{{2}}")
 
 
 # ---- engine helpers (internal) -----------------------------------------------------
@@ -123,7 +123,7 @@ register(OpDef("sum_to", sum_to, _like_rule,
 
 
 def _extreme_mask(x, peak, axis=None):
-    hit = (x == peak).astype(np.float64)
+    hit = np.asarray(x == peak, dtype=np.float64)  # x may be a Python float in scalar plans
     count = np.sum(hit, axis=_np_axis(axis), keepdims=True)
     return hit / count
 

@@ -43,7 +43,7 @@ def _sizes_or(target):
 
 register(OpDef("reshape", lambda x, shape=None, like=None: np.reshape(x, like if like is not None else shape),
                _reshape_shape, lambda b, n: [b.op("reshape", n.g, like=n.args[0])], (1, 1),
-               {"shape": None, "like": None}, latex=r"\mathrm{reshape}({0})"))
+               {"shape": None, "like": None}, latex=r"\mathrm{{reshape}}({0})"))
 
 
 def _broadcast_to_shape(shapes, attrs):

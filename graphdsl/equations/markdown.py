@@ -1,0 +1,17 @@
+"""The equations as Markdown: LaTeX blocks between $$, each followed by the plain text."""
+from __future__ import annotations
+
+from .latex import latex_block
+from .text import text_lines
+
+
+def format_markdown(eqs) -> str:
+    lines = [f"# Equations of `{eqs.name}`", "", "## Forward", ""] + _section(eqs.forward)
+    if eqs.backward:
+        lines += ["", f"## Backward (reverse mode, d{eqs.of}/dv, last to first)", ""] + _section(eqs.backward)
+    return "\n".join(lines) + "\n"
+
+
+def _section(eqs) -> list:
+    math = ["$$"] + latex_block(eqs, "aligned") + ["$$"] if eqs else ["(none)"]
+    return math + ["", "As text:", "", "```"] + text_lines(eqs) + ["```"]

@@ -1,0 +1,42 @@
+"""Names in LaTeX: W1 -> W_{1}, lam -> \\lambda, logits -> \\mathrm{logits}, escaped specials."""
+from __future__ import annotations
+
+import re
+
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
+         "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+         "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+# the short spellings models use for Greek letters (D2L writes lam for lambda)
+ALIASES = {"lam": "lambda", "lmbda": "lambda", "eps": "epsilon"}
+_SPECIALS = {"#": r"\#", "_": r"\_", "%": r"\%", "&": r"\&", "$": r"\$", "{": r"\{", "}": r"\}",
+             "^": r"\hat{}", "~": r"\sim{}", "\\": r"\backslash{}"}
+
+
+def tex_escape(s: str) -> str:
+    return "".join(_SPECIALS.get(c, c) for c in s)
+
+
+def tex_name(name: str) -> str:
+    """W1 -> W_{1}, x_t -> x_{t}, alpha -> \\alpha, lam -> \\lambda, logits -> \\mathrm{logits}."""
+    if "." in name:  # a def's local (f#1.t): not a mathematical name
+        return tex_escape(name)
+    base, _, sub = name.partition("_")
+    digits = ""
+    trailing_digits = re.fullmatch(r"([A-Za-z]+?)(\d+)", base)
+    if trailing_digits and not sub:
+        base, digits = trailing_digits.group(1), trailing_digits.group(2)
+    head = _tex_head(base)
+    if sub:
+        return head + "_{" + tex_name(sub) + "}"
+    if digits:
+        return head + "_{" + digits + "}"
+    return head
+
+
+def _tex_head(base: str) -> str:
+    word = ALIASES.get(base, base)
+    if word in GREEK:
+        return "\\" + word
+    if len(base) == 1:
+        return base
+    return r"\mathrm{" + tex_escape(base) + "}"
