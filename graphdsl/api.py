@@ -29,6 +29,9 @@ def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False
     return Model(read_source(path), str(path), dims=dims, strict=strict)
 
 
+MAX_SOURCE_BYTES = 64 << 20  # a 100,000-node model is a few MB
+
+
 def read_source(path) -> str:
     path = str(path)
     if os.path.isdir(path):
@@ -36,9 +39,15 @@ def read_source(path) -> str:
                                        help=("give the path of a .gdsl file",)))
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_SOURCE_BYTES + 1)  # bounded: /dev/zero or a runaway pipe never ends
     except OSError as err:
         raise GraphDSLError(Diagnostic("E006", f"cannot read `{path}`: {err.strerror or err}")) from None
+    except ValueError as err:  # a path with a NUL byte
+        raise GraphDSLError(Diagnostic("E006", f"cannot read `{path!r}`: {err}")) from None
+    if len(raw) > MAX_SOURCE_BYTES:
+        raise GraphDSLError(Diagnostic("E006", f"`{path}` is larger than {MAX_SOURCE_BYTES >> 20} MiB: it is not "
+                                               "a model file graphdsl can read",
+                                       help=("split the model, or generate it with fewer, larger arrays",)))
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -111,6 +120,7 @@ class Compiled:
 
     built: Built
     plans: dict = field(default_factory=dict)
+    grad_plans: dict = field(default_factory=dict)  # (of, wrt) as asked -> (plan, wrt node ids)
 
 
 class Model:
@@ -148,8 +158,9 @@ class Model:
         """The concrete graph for these values' dims, and the values as float64 arrays."""
         given = {k: as_array(v, k) for k, v in (values or {}).items()}
         # Binding dims depends only on the names and shapes given: remember its answer.
-        sig = (tuple((k, v.shape) for k, v in given.items()), tuple(sorted(self.dim_overrides.items())),
-               tuple(sorted((dims or {}).items())))
+        sig = (tuple([(k, v.shape) for k, v in given.items()]),
+               tuple(sorted(self.dim_overrides.items())) if self.dim_overrides else (),
+               tuple(sorted(dims.items())) if dims else ())
         key = self._keys.get(sig)
         if key is not None and key in self._compiled:
             return self._compiled[key], given
@@ -189,10 +200,15 @@ class Model:
              check_finite: bool = True):
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
         compiled, given = self.compile(values, dims)
-        target, wrt = self.grad_targets(compiled, of, wrt)
-        with gc_paused():
-            table = gradients(compiled.built.gb, target, wrt)
-        plan = self._plan(compiled, (target,) + tuple(table[w] for w in wrt))
+        # The plan for these (of, wrt) is looked up once per compiled graph, then reused.
+        key = (of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt))
+        hit = compiled.grad_plans.get(key)
+        if hit is None:
+            target, wrt = self.grad_targets(compiled, of, wrt)
+            with gc_paused():
+                table = gradients(compiled.built.gb, target, wrt)
+            hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)), wrt)
+        plan, wrt = hit
         results = run_plan(plan, self.leaf_values(compiled, given, seed), check_finite)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 
 from rich.console import Console
 
@@ -83,7 +84,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Output(args.error_format)
     try:
-        return args.run(args, out)
+        with warnings.catch_warnings():
+            if not getattr(args, "debug", False):  # NumPy's RuntimeWarnings are not for users: E302 says it
+                warnings.simplefilter("ignore")
+            return args.run(args, out)
     except GraphDSLError as err:
         out.fail(err)
         return 1

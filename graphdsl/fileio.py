@@ -17,15 +17,58 @@ import numpy as np
 from .diagnostics import Diagnostic, GraphDSLError
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise E308 now if `path` cannot be written, before hours of work (training) are spent.
+
+    The same checks atomic_write makes first: the folder exists, is a folder and is
+    writable, and the path is not a directory. Devices and pipes pass.
+    """
+    path = os.fspath(path)
+    if _is_special(path):
+        return
+    _, folder = _target_and_folder(path)
+    if not os.access(folder, os.W_OK):
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: the folder `{os.path.dirname(path) or '.'}` "
+                                               "is not writable", help=("choose another path",)))
+
+
+def _is_special(path: str) -> bool:
+    """A device or a pipe (/dev/stdout, /dev/null)."""
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def _target_and_folder(path: str) -> tuple[str, str]:
+    """The file to replace (through a symlink: the file it points to) and its folder, or E308."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        # Name the folder as the user wrote it: `missing`, not /home/.../missing.
+        shown = os.path.dirname(target) or "."
+        parent = shown
+        while parent and not os.path.exists(parent) and os.path.dirname(parent) not in (parent, ""):
+            parent = os.path.dirname(parent)
+        why = f"`{parent}` is a file, not a folder" if os.path.exists(parent) and not os.path.isdir(parent) \
+            else f"the folder `{shown}` does not exist"
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: {why}",
+                                       help=("create the folder first, or choose another path",)))
+    if os.path.isdir(target):
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: it is a directory"))
+    return target, folder
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: the folder `{folder}` does not exist",
-                                       help=("create the folder first, or choose another path",)))
-    if os.path.isdir(path):
-        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: it is a directory"))
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if _is_special(path):
+        # Renaming over a device would replace the device itself; there is nothing
+        # to spoil, so write straight into it.
+        _write_through(path, path, payload)
+        return
+    target, folder = _target_and_folder(path)  # through a symlink: replace its file, keep the link
+    try:
+        mode = os.stat(target).st_mode & 0o7777 if os.path.exists(target) else _default_mode()
+    except OSError:
+        mode = 0o644
     try:
         fd, tmp = tempfile.mkstemp(prefix=".graphdsl-", suffix=".tmp", dir=folder)
     except OSError as err:
@@ -36,9 +79,9 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as err:
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as err:  # Ctrl-C included: the old file stays as it was, no temporary is left
         try:
             os.unlink(tmp)
         except OSError:
@@ -46,6 +89,22 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         if isinstance(err, OSError):
             raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: {err.strerror or err}")) from None
         raise
+
+
+def _default_mode() -> int:
+    """0o666 less the process's umask: the mode open() would give a new file."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_through(path, target, payload) -> None:
+    try:
+        with open(target, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+    except OSError as err:
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: {err.strerror or err}")) from None
 
 
 def save_npz(path, arrays: dict) -> None:

@@ -59,7 +59,8 @@ except Exception:  # pragma: no cover - other NumPy versions
 
     def _loud(state):
         state.__exit__(None, None, None)
-CHUNK = 1500  # instructions per generated function
+
+CHUNK = 1000  # instructions per generated function
 FOLD_LIMIT = 64  # constant-fold results of at most this many elements
 
 _BINARY = {"add": ("+", "np.add"), "sub": ("-", "np.subtract"), "mul": ("*", "np.multiply"),
@@ -68,7 +69,7 @@ _MASKS = {"relu'": ">", "gt": ">", "ge": ">=", "lt": "<", "le": "<=", "eq": "=="
 _PURE = ("binary", "neg", "square", "relu", "mask", "abs")  # forms a scalar program runs on Python floats
 _REDUCTIONS = ("sum", "mean", "max", "min", "sqnorm", "norm", "logsumexp", "var")
 # ops whose result is a new array (never a view of an input) when it has at least one axis
-_FRESH = {"matmul", "outer", "softmax", "log_softmax", "sum_to", "index_grad", *_REDUCTIONS}
+_FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTIONS}
 
 
 class Plan:
@@ -86,16 +87,14 @@ class Plan:
         self.source = source
         self.targets = list(targets)
         self.graph = g
-        nodes = set(self.targets)
-        for t in self.targets:
-            nodes |= nx.ancestors(g, t)
+        nodes = _upstream(g, self.targets)
         order = topological_order(g, nodes)
         self.slot = {}
         self.leaves: list[tuple[str, int]] = []
         self.steps: list[tuple] = []
         self.step_ops: list[str] = []
         for n in order:
-            data = g.nodes[n]
+            data = g._node[n]
             if data["kind"] == "var":
                 self._check_size(n, data, max_elements)
                 self.slot[n] = len(self.slot)
@@ -103,7 +102,7 @@ class Plan:
                     self.leaves.append((n, self.slot[n]))
         self._bound = {}
         for n in order:
-            if g.nodes[n]["kind"] == "op":
+            if g._node[n]["kind"] == "op":
                 self._add_step(g, n)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._last_uses()
@@ -119,7 +118,7 @@ class Plan:
                 help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
     def _add_step(self, g, op_id):
-        data = g.nodes[op_id]
+        data = g._node[op_id]
         if data["op"] == "opaque":
             func = data["attrs"]["func"]
             raise GraphDSLError(Diagnostic(
@@ -206,7 +205,10 @@ class Plan:
         return self.program.code
 
     def profile(self, leaf_values: dict, repeats: int = 1) -> list[tuple[str, float, int]]:
-        """(op id, seconds per run, bytes of its result) for every node the compiled program runs.
+        """(op id, seconds, bytes of its result) for every node the compiled program runs.
+
+        Each node is timed on its own in every run; its time is the best of the runs
+        (a busy machine's pauses land in one run or another, not in all).
 
         Nodes the compiler folded away (constants, no-op reshapes, broadcasts left to
         the ufunc that uses them) take no time and are not listed.
@@ -219,7 +221,7 @@ class Plan:
         rows: dict[str, list] = {}
         for k, ins in enumerate(prog.instrs):
             row = rows.setdefault(ins.op_id, [0.0, 0])
-            row[0] += times[k] / max(1, repeats)
+            row[0] += times[k]
             row[1] += sizes[k]
         return [(op, t, b) for op, (t, b) in rows.items()]
 
@@ -249,6 +251,19 @@ class Plan:
         return report
 
 
+def _upstream(g, targets) -> set:
+    """The targets and everything they are computed from (a breadth-first walk over predecessors)."""
+    pred = g._pred
+    seen = set(targets)
+    stack = list(seen)
+    while stack:
+        for u in pred[stack.pop()]:
+            if u not in seen:
+                seen.add(u)
+                stack.append(u)
+    return seen
+
+
 def _leaf_value(plan, leaf_values, name):
     value = leaf_values.get(name)
     if value is None:
@@ -257,6 +272,9 @@ def _leaf_value(plan, leaf_values, name):
         raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", plan.graph.nodes[name].get("span"),
                                        help=(f"give one with --set {name}=... or --load FILE",)), plan.source)
     return value
+
+
+_add_reduce = np.add.reduce
 
 
 def _all_finite(results) -> bool:
@@ -269,8 +287,9 @@ def _all_finite(results) -> bool:
             if not math.isfinite(r):
                 return False
             continue
-        # A sum is finite whenever every element is (unless it overflows: then look closer).
-        if not math.isfinite(np.add.reduce(r, axis=None)) and not np.isfinite(r).all():
+        # A sum is finite whenever every element is (unless it overflows: then look closer). One
+        # pass, no temporary, on one thread: BLAS's threaded dot stalls when the cores are busy.
+        if not math.isfinite(_add_reduce(r, None)) and not np.isfinite(r).all():
             return False
     return True
 
@@ -280,19 +299,13 @@ def _bind_attrs(attrs, g):
     kw = {}
     for key, value in attrs.items():
         if key == "like":
-            value = None if value is None else concrete(g.nodes[value]["shape"])
+            value = None if value is None else concrete(g._node[value]["shape"])
         elif isinstance(value, Dim):
             value = value.size
         elif isinstance(value, tuple) and value and isinstance(value[0], Dim):
             value = tuple(d.size for d in value)
         kw[key] = value
     return kw
-
-
-def _bind(forward, attrs, g):
-    """The op's forward with its static attributes fixed (kept for callers of the old helper)."""
-    kw = _bind_attrs(attrs, g)
-    return functools.partial(forward, **kw) if kw else forward
 
 
 # ---- the compiled program ---------------------------------------------------------------
@@ -327,11 +340,11 @@ class _Program:
         self.consts: dict[str, object] = {}
         self.leaves: list[str] = []
         for n in plan.slot:
-            data = g.nodes[n]
+            data = g._node[n]
             self.shape[n] = concrete(data["shape"])
             self.phase[n] = data.get("phase", "forward")
         for name, _ in plan.leaves:
-            data = g.nodes[name]
+            data = g._node[name]
             foldable = data["role"] == "const" and (data.get("anonymous") or data.get("dim")) \
                 and data.get("value") is not None
             if optimize and foldable:
@@ -342,8 +355,8 @@ class _Program:
         names = [None] * len(plan.slot)
         for n, s in plan.slot.items():
             names[s] = n
-        self.instrs = [_Ins(op_id, g.nodes[op_id]["op"], fn, [names[s] for s in ins],
-                            g.nodes[op_id]["out"], plan._bound[op_id])
+        self.instrs = [_Ins(op_id, g._node[op_id]["op"], fn, [names[s] for s in ins],
+                            g._node[op_id]["out"], plan._bound[op_id])
                        for op_id, (fn, ins, _) in zip(plan.step_ops, plan.steps)]
         self.alias: dict[str, str] = {}
         self.bools: set[str] = set()
@@ -365,8 +378,10 @@ class _Program:
 
     # ---- filling leaves ---------------------------------------------------------------
     def fill(self, leaf_values) -> list:
-        plan = self.plan
-        values = [_leaf_value(plan, leaf_values, name) for name in self.leaves]
+        get = leaf_values.get
+        values = [get(name) for name in self.leaves]
+        if any(v is None for v in values):
+            values = [_leaf_value(self.plan, leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
         return values
@@ -426,12 +441,10 @@ class _Program:
             return False
         if op in ("sum_to", "broadcast_to", "reshape", "expand_dims", "squeeze") or \
                 (op == "unreduce" and not ins.kw.get("mean")):
-            return src == dst and ins.ins[0] not in self.consts
+            return src == dst
         if op == "transpose":
             return len(src) <= 1 and src == dst
-        if op in ("sum", "mean", "max", "min") and src == () and dst == ():
-            return ins.ins[0] not in self.consts
-        return False
+        return op in ("sum", "mean", "max", "min") and src == () and dst == ()
 
     def _users(self):
         users: dict[str, list[_Ins]] = {}
@@ -741,7 +754,7 @@ class _Program:
             if k != math.inf:
                 frees_at.setdefault(int(k), []).append(v)
         if instrument:
-            ns["_T"] = [0.0] * len(instrs)
+            ns["_T"] = [math.inf] * len(instrs)
             ns["_B"] = [0] * len(instrs)
         chunks = []
         for c in range(nchunks):
@@ -764,7 +777,8 @@ class _Program:
                     lines.append("    _t = _pc()")
                 lines.append(f"    {target} = {expr}")
                 if instrument:
-                    lines.append(f"    _T[{k}] += _pc() - _t")
+                    lines.append(f"    _t = _pc() - _t")
+                    lines.append(f"    if _t < _T[{k}]: _T[{k}] = _t")
                     lines.append(f"    _B[{k}] = getattr({target}, 'nbytes', 8)")
                 loaded.add(ins.out)
                 if ins.out in cross:

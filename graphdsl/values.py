@@ -27,10 +27,14 @@ def _fail(code, message, span=None, notes=(), help=(), source=None):
 # ---- reading values --------------------------------------------------------------
 
 def as_array(value, name: str) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype == np.float64:  # already what it would become
+        return value
     try:
+        if np.iscomplexobj(value):  # float64() would drop the imaginary part with only a warning
+            _fail("E306", f"the value of `{name}` is complex; graphdsl values are real numbers (float64)")
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        _fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({err})")
+    except (TypeError, ValueError, OverflowError) as err:
+        _fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({_short(err)})")
     return arr
 
 
@@ -45,21 +49,29 @@ def parse_set(text: str) -> tuple[str, np.ndarray]:
         return name, _load_npy(raw, name)
     try:
         value = json.loads(raw)
+    except RecursionError:
+        _fail("E306", f"--set {name}: the value is nested too deeply")
     except json.JSONDecodeError:
         _fail("E306", f"--set {name}: `{raw[:60]}` is neither a JSON number or array nor an .npy path",
               help=("for example --set x=[[1,2],[3,4]] or --set x=0.5",))
     return name, as_array(value, name)
 
 
-def _load_npy(path, name):
+def _load_npy(path, name, max_elements=DEFAULT_MAX_ELEMENTS):
     try:
+        with open(path, "rb") as fh:
+            _check_header(fh, path, name, max_elements)
         return as_array(np.load(path, allow_pickle=False), name)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         _fail("E306", f"cannot read `{path}` for `{name}`: {_short(err)}",
               help=("files are read without pickle: save plain numeric arrays",))
 
 
-def load_file(path: str) -> dict[str, np.ndarray]:
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, or an empty one
+
+
+def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
     """An .npz archive, or a .json object mapping names to numbers/arrays."""
     if os.path.isdir(path):
         _fail("E306", f"`{path}` is a directory, not a value file")
@@ -67,17 +79,52 @@ def load_file(path: str) -> dict[str, np.ndarray]:
         try:
             with open(path, encoding="utf-8") as fh:
                 data = json.load(fh)
+        except RecursionError:
+            _fail("E306", f"cannot read `{path}`: its arrays are nested too deeply")
         except (OSError, ValueError) as err:
             _fail("E306", f"cannot read `{path}`: {_short(err)}")
         if not isinstance(data, dict):
             _fail("E306", f"`{path}` must hold a JSON object mapping names to arrays")
         return {k: as_array(v, k) for k, v in data.items()}
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as err:
+        _fail("E306", f"cannot read `{path}`: {err.strerror or err}")
+    if head.startswith(_NPY_MAGIC):
+        _fail("E306", f"`{path}` is an .npy file: it holds one array, without a name",
+              help=(f"give it to one value with --set NAME={path}, or save several with numpy.savez",))
+    if not head.startswith(_ZIP_MAGIC):
+        _fail("E306", f"`{path}` is neither an .npz archive nor a .json file",
+              help=("save arrays with numpy.savez(path, x=..., y=...), or write a .json object "
+                    "mapping names to arrays",))
+    try:
         with np.load(path, allow_pickle=False) as archive:
-            return {k: as_array(archive[k], k) for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            out = {}
+            for k in archive.files:
+                member = k if k in archive.zip.namelist() else k + ".npy"
+                with archive.zip.open(member) as fh:
+                    _check_header(fh, path, k, max_elements)
+                out[k] = as_array(archive[k], k)
+            return out
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
         _fail("E306", f"cannot read `{path}`: {_short(err)}",
               help=("use an .npz of numeric arrays (pickled objects are refused) or a .json file",))
+
+
+def _check_header(fh, path, name, max_elements):
+    """Refuse an array that would be too large before reading it (a small file may claim a huge shape)."""
+    if fh.read(6) != _NPY_MAGIC:
+        return  # not an .npy member: numpy's own reader says what is wrong
+    major = fh.read(2)[:1]
+    read = np.lib.format.read_array_header_1_0 if major == b"\x01" else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    if dtype.hasobject:
+        _fail("E306", f"cannot read `{name}` from `{path}`: it holds Python objects, which are refused "
+                      "(they would need pickle)", help=("save plain numeric arrays",))
+    if math.prod(shape) > max_elements:
+        _fail("E303", f"`{name}` in `{path}` has {math.prod(shape):,} elements {list(shape)}, more than the "
+                      f"limit of {max_elements:,}", help=("use smaller data, or raise --max-elements",))
 
 
 def _short(err) -> str:
@@ -157,20 +204,21 @@ def _fmt(shape, dims=None) -> str:
 def initial_values(built: Built, given: dict, seed: int = 0, max_elements=DEFAULT_MAX_ELEMENTS) -> dict:
     """A value for every declaration: given, or its initialiser, drawn from one seeded generator."""
     rng = None
-    decls = list(built.decls.items())
     # A random initialiser draws even when its value is given, so that later draws stay put;
-    # after the last one whose value is not given, draws change nothing and are skipped.
-    last = max((i for i, (name, decl) in enumerate(decls)
-                if name not in given and decl.init is not None and _is_random(decl.init)), default=-1)
+    # such draws are deferred until a later initialiser needs the generator, and skipped if none does.
+    deferred = []
     out = {}
-    for i, (name, decl) in enumerate(decls):
+    for name, decl in built.decls.items():
         if decl.init is not None and _is_random(decl.init):
-            if i > last:
+            if name in given:
                 out[name] = given[name]
+                deferred.append(decl)
                 continue
             rng = rng or np.random.default_rng(seed)
-            drawn = _initialise(built, decl, rng, max_elements)
-            out[name] = given.get(name, drawn)
+            for skipped in deferred:
+                _initialise(built, skipped, rng, max_elements)
+            deferred.clear()
+            out[name] = _initialise(built, decl, rng, max_elements)
         elif name in given:
             out[name] = given[name]
         elif decl.value is not None:
@@ -198,7 +246,11 @@ def _initialise(built, decl, rng, max_elements):
               source=built.source)
     init = decl.init
     kwargs = _init_kwargs(built, init)
-    return _draw(init.func, sizes, kwargs, rng, built, init)
+    try:
+        return _draw(init.func, sizes, kwargs, rng, built, init)
+    except (ValueError, OverflowError) as err:  # numpy: std < 0, a uniform range too wide
+        _fail("E107", f"cannot draw `{decl.name}` = {init.func}(...): {_short(err)}", init.span,
+              help=("std must be >= 0, and low and high finite numbers",), source=built.source)
 
 
 def _init_kwargs(built, init: A.Call) -> dict:

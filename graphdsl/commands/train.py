@@ -6,7 +6,7 @@ import time
 
 from rich.table import Table
 
-from ..fileio import save_npz
+from ..fileio import check_writable, save_npz
 from ..train import OPTIMIZERS, plot_losses, require_matplotlib, train
 from .common import (UsageError, add_model_argument, add_value_options, gather_values, load_model, shape_text,
                      summarise)
@@ -48,6 +48,9 @@ def run(args, out) -> int:
         raise UsageError(f"--batch-size must be >= 1, not {args.batch_size}")
     if args.plot:
         require_matplotlib()  # before training, not after
+    for path in (args.save, args.plot):  # a typo in a folder must not cost the trained params
+        if path:
+            check_writable(path)
     model = load_model(args)
     for w in model.warnings:
         out.warn(w, model.source)

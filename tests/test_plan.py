@@ -1,0 +1,371 @@
+"""The compiled plan: the same numbers as the straightforward schedule, less memory, no surprises.
+
+Behaviour only: results bit-for-bit equal to the reference schedule (one NumPy
+call per graph node), inputs never written to, intermediates released after
+their last use, the scalar fast path exact, errors unchanged. No wall-clock
+times are asserted here (benchmarks/run.py measures those).
+"""
+from __future__ import annotations
+
+import gc
+import json
+import math
+import pathlib
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import graphdsl
+from graphdsl import plan as plan_module
+from graphdsl.autodiff import gradients
+from graphdsl.diagnostics import GraphDSLError
+from graphdsl.plan import Plan
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+MLP = """
+dim d = 4, m = 5, q = 3
+dim b
+input x : [d, b]
+input y : [q, b]
+param W1 : [m, d] = randn(std=0.1)
+param W2 : [q, m] = randn(std=0.1)
+const lam = 0.01
+def phi(z) = relu(z)
+def loss(o, y) = 0.5 * sum((o - y) ** 2) / b
+z = W1 @ x; h = phi(z); o = W2 @ h
+L = loss(o, y)
+s = lam / 2 * (sqnorm(W1) + sqnorm(W2))
+J = L + s
+output J
+"""
+
+# Models that exercise each rewrite: broadcasts left to ufuncs (sum/mean with and
+# without axes and keepdims), 0/1 masks kept as booleans, pow 2, in-place buffers,
+# scalar factors that are powers of two, views (transpose, reshape, index).
+MODELS = {
+    "mlp": (MLP, {"x": (4, 6), "y": (3, 6)}),
+    "reductions": ("""
+input x : [3, 4]
+param w : [4] = randn()
+const ones3 = [[1.0], [1.0], [1.0]]
+a = x * w
+r = sum(a, axis=1, keepdims=true) + mean(a, axis=0, keepdims=true) + ones3 @ mean(a, axis=0, keepdims=true)
+J = sum(r ** 2) + mean(exp(a)) + 2.0 * sqnorm(w) + sum(var(x, axis=0) * w) + max(a) - min(a, axis=[0, 1])
+output J
+""", {"x": (3, 4)}),
+    "masks": ("""
+input x : [5, 3]
+param w : [3] = randn()
+a = x * w - 0.1
+m = (a > 0) * a + (a <= 0.2) * 0.5 * a
+J = sum(relu(a) * m) + sum(maximum(a, 0.3 * a)) + sum(minimum(a, w)) + sum(clip(a, -0.5, 0.5)) +
+  sum(where(a > 0, a * a, -a)) + sum(abs(a)) + sum(leaky_relu(a)) + sum(elu(a))
+output J
+""", {"x": (5, 3)}),
+    "neural": ("""
+input x : [4, 6]
+input t : [3, 6]
+param W : [3, 4] = randn(std=0.5)
+param c : [3, 1] = zeros()
+z = W @ x + c
+J = cross_entropy(z, t, axis=0) + 0.25 * mse(softmax(z, axis=0), t) + mean(log_softmax(z, axis=0) ** 2) +
+  0.5 * sum(tanh(z) * sigmoid(z)) + mean(softplus(z)) + sum(gelu(z)) / 8
+output J
+""", {"x": (4, 6), "t": (3, 6)}),
+    "shapes": ("""
+input x : [2, 3, 4]
+param w : [4, 2] = randn()
+a = transpose(x, axes=[0, 2, 1])
+b = reshape(a, [8, 3])
+c = concat([b, b * 2.0], axis=0)
+d = stack([sum(c, axis=0), mean(c, axis=0)], axis=1)
+e = x @ w
+J = sum(d ** 2) + sum(e[0] * e[1]) + sum(expand_dims(sum(x, axis=2), 0) ** 2) + sum(squeeze(x[:, 1:2, :], 1))
+output J
+""", {"x": (2, 3, 4)}),
+}
+
+
+def _values(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(s) for k, s in shapes.items()}
+
+
+def _grad_plan(model, values, of=None, wrt=None):
+    """The compiled grad plan of a model, its leaf values, and the target ids."""
+    value, grads = model.grad(values, of=of, wrt=wrt)
+    compiled, given = model.compile(values)
+    target, wrt_ids = model.grad_targets(compiled, of, wrt)
+    table = gradients(compiled.built.gb, target, wrt_ids)
+    targets = (target,) + tuple(table[w] for w in wrt_ids)
+    plan = model._plan(compiled, targets)
+    return plan, model.leaf_values(compiled, given), compiled
+
+
+def _same(a, b) -> bool:
+    """Bit-for-bit, signs of zero included; a NaN matches any NaN (its sign bit is the CPU's choice)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    nan = np.isnan(a)
+    return bool(np.array_equal(nan, np.isnan(b)) and
+                np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
+
+
+def _assert_same(got, want):
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert _same(g, w), f"result {k} differs: max |diff| = {np.max(np.abs(np.asarray(g) - np.asarray(w)))}"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_compiled_program_matches_the_reference_schedule_bit_for_bit(name):
+    text, shapes = MODELS[name]
+    model = graphdsl.parse(text, f"{name}.gdsl")
+    plan, leaves, _ = _grad_plan(model, _values(shapes))
+    _assert_same(plan.run(leaves), plan.run_reference(leaves))
+    unoptimised = Plan(plan.graph, plan.targets, optimize=False)
+    _assert_same(unoptimised.run(leaves), plan.run_reference(leaves))
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.gdsl")), ids=lambda p: p.stem)
+def test_examples_match_the_reference_schedule(path):
+    model = graphdsl.load(path)
+    data = path.with_suffix(".json")
+    values = {k: np.asarray(v, dtype=np.float64) for k, v in json.loads(data.read_text()).items()} \
+        if data.exists() else {}
+    try:
+        model.grad(values)
+    except GraphDSLError:
+        pytest.skip("this example is not differentiable as it stands")
+    plan, leaves, _ = _grad_plan(model, values)
+    _assert_same(plan.run(leaves), plan.run_reference(leaves))
+
+
+def test_the_plan_is_compiled_once_and_repeated_runs_agree():
+    model = graphdsl.parse(MLP)
+    values = _values({"x": (4, 3), "y": (3, 3)})
+    first = model.grad(values)
+    plan, leaves, compiled = _grad_plan(model, values)
+    assert len(compiled.plans) == 1
+    for _ in range(3):
+        again = model.grad(values)
+        assert _same(again[0], first[0])
+        for name in first[1]:
+            assert _same(again[1][name], first[1][name])
+    assert len(compiled.plans) == 1
+
+
+def test_inputs_are_never_written_to():
+    for text, shapes in MODELS.values():
+        model = graphdsl.parse(text)
+        values = _values(shapes)
+        compiled, given = model.compile(values)
+        leaves = model.leaf_values(compiled, given)
+        before = {k: np.array(v, copy=True) for k, v in leaves.items()}
+        model.grad(leaves)
+        for k, v in leaves.items():
+            assert _same(v, before[k]), f"{k} was modified"
+
+
+def test_results_are_separate_arrays():
+    model = graphdsl.parse(MLP)
+    values = _values({"x": (4, 3), "y": (3, 3)})
+    _, grads = model.grad(values)
+    for name, g in grads.items():
+        for other, h in grads.items():
+            if name != other:
+                assert not np.shares_memory(g, h)
+        for v in values.values():
+            assert not np.shares_memory(g, v)
+
+
+def test_the_compiled_program_folds_and_fuses():
+    model = graphdsl.parse(MLP)
+    plan, _, _ = _grad_plan(model, _values({"x": (4, 2), "y": (3, 2)}))
+    code = plan.source_code
+    assert "broadcast_to" not in code and "_f" not in code  # no materialised broadcasts, no generic calls
+    assert "np.square(" in code  # (o - y) ** 2
+    assert "(v" in code and " > 0)" in code and "astype" not in code  # relu' kept as a boolean mask
+    assert "out=" in code  # elementwise results written into dying buffers
+    assert len(plan.program.instrs) < len(plan.steps)
+
+
+def test_each_intermediate_is_released_after_its_last_use():
+    n = 200_000  # 1.6 MB a value
+    chain = "\n".join(["dim n = %d" % n, "input x : [n]", "a0 = x"] +
+                      [f"a{i} = exp(a{i - 1} * 0.5) - 1.0" for i in range(1, 11)] + ["output a10"])
+    model = graphdsl.parse(chain)
+    x = np.linspace(-1, 1, n)
+    model.eval({"x": x})
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = model.eval({"x": x})
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # twenty intermediates of 1.6 MB each: held at once they would take 32 MB
+    assert peak <= 3 * x.nbytes + 2**20
+    compiled, given = model.compile({"x": x})
+    plan = next(iter(compiled.plans.values()))
+    _assert_same([out["a10"]], plan.run_reference(model.leaf_values(compiled, given)))
+
+
+def test_backward_memory_report_names_what_the_backward_pass_keeps():
+    model = graphdsl.parse(MLP, dims={"m": 64, "d": 32})
+    plan, leaves, _ = _grad_plan(model, _values({"x": (32, 16), "y": (3, 16)}))
+    report = plan.memory(leaves)
+    held = {vid: nbytes for vid, nbytes, _, _ in report["held"]}
+    graph = plan.graph
+    names = {graph.nodes[v].get("name") for v in held}
+    assert "z" in names or "h" in names  # relu' needs z (or its mask), dW2 needs h
+    assert report["held_bytes"] == sum(held.values()) > 0
+    assert report["static_peak_bytes"] >= report["held_bytes"]
+    assert report["peak_bytes"] > 0
+
+
+def test_profile_lists_the_nodes_that_run():
+    model = graphdsl.parse(MLP)
+    plan, leaves, _ = _grad_plan(model, _values({"x": (4, 2), "y": (3, 2)}))
+    rows = plan.profile(leaves, repeats=2)
+    assert rows and all(op in plan.graph for op, _, _ in rows)
+    assert all(t >= 0 and b >= 0 for _, t, b in rows)
+    assert {plan.graph.nodes[op]["op"] for op, _, _ in rows} >= {"matmul", "relu"}
+
+
+# ---- the scalar fast path ------------------------------------------------------------------
+
+def _chain(n):
+    lines = ["input x : []", "t0 = x"]
+    for i in range(1, n + 1):
+        lines.append(f"t{i} = " + (f"t{i - 1} * 1.0001", f"t{i - 1} + 0.001", f"relu(t{i - 1})")[(i - 1) % 3])
+    lines.append(f"output t{n}")
+    return "\n".join(lines)
+
+
+def test_scalar_chain_runs_on_python_floats_with_identical_numbers():
+    model = graphdsl.parse(_chain(300))
+    plan, leaves, _ = _grad_plan(model, {"x": 0.5}, wrt=["x"])
+    assert plan.program.scalar
+    _assert_same(plan.run(leaves), plan.run_reference(leaves))
+    for x in (-0.3, 0.0, -0.0, 1e-300, 7.0):
+        leaves = {"x": np.asarray(x)}
+        _assert_same(plan.run(leaves), plan.run_reference(leaves))
+
+
+SCALAR_OPS = """
+input x : []
+input y : []
+a = relu(x) + relu(-x) * 3.0 - relu(y)
+b = x * y / (y - 0.25) + x / y
+c = (x > y) + (x <= 0.0) * 2.0 + (x == y) - (x != 0.5)
+d = abs(x) * square(y) - x ** 2 + y ** 3 + exp(x * 0.1) + log(y * y + 1.0) + sqrt(y * y + 2.0)
+e = maximum(x, y) * minimum(x, 0.0) + tanh(x) + sigmoid(y) + sin(x) * cos(y)
+J = a + b + c + d + e
+output J
+"""
+
+
+@pytest.mark.parametrize("x, y", [(0.5, 2.0), (-1.5, 0.25), (0.0, -0.0), (-0.0, 3.0), (2.0, 2.0),
+                                  (1e308, 1e308), (float("nan"), 1.0), (float("inf"), -2.0), (0.3, 0.0)])
+def test_scalar_fast_path_agrees_with_numpy_on_edge_values(x, y):
+    model = graphdsl.parse(SCALAR_OPS)
+    plan, _, _ = _grad_plan(model, {"x": 0.5, "y": 2.0}, wrt=["x", "y"])
+    assert plan.program.scalar
+    leaves = {"x": np.asarray(x), "y": np.asarray(y)}
+    with np.errstate(all="ignore"):
+        _assert_same(plan.run(leaves, check_finite=False), plan.run_reference(leaves))
+
+
+def test_scalar_relu_matches_numpy_signs_of_zero_and_nan():
+    model = graphdsl.parse("input x : []\nJ = relu(x) * 1.0 + 0.0 * x\noutput J")
+    plan, _, _ = _grad_plan(model, {"x": 1.0}, wrt=["x"])
+    for x in (-0.0, 0.0, -2.0, float("nan"), 3.0):
+        leaves = {"x": np.asarray(x)}
+        _assert_same(plan.run(leaves, check_finite=False), plan.run_reference(leaves))
+
+
+def test_long_plans_are_split_into_chunks_with_the_same_results(monkeypatch):
+    monkeypatch.setattr(plan_module, "CHUNK", 7)
+    model = graphdsl.parse(_chain(120))
+    plan, leaves, _ = _grad_plan(model, {"x": 0.5}, wrt=["x"])
+    assert plan.source_code.count("def _c") > 10
+    _assert_same(plan.run(leaves), plan.run_reference(leaves))
+    for name, (text, shapes) in MODELS.items():
+        model = graphdsl.parse(text)
+        plan, leaves, _ = _grad_plan(model, _values(shapes))
+        assert plan.source_code.count("def _c") > 1, name
+        _assert_same(plan.run(leaves), plan.run_reference(leaves))
+
+
+# ---- errors are those of the reference schedule --------------------------------------------------
+
+def test_first_nonfinite_node_is_named():
+    model = graphdsl.parse("input x : [2]\na = x * 2.0\nb = log(a)\nJ = sum(b * b)\noutput J")
+    with pytest.raises(GraphDSLError) as err:
+        model.eval({"x": [1.0, -1.0]})
+    diag = err.value.diagnostics[0]
+    assert diag.code == "E302" and "`b`" in diag.message and diag.span is not None
+    out = model.eval({"x": [1.0, -1.0]}, check_finite=False)
+    assert math.isnan(float(out["J"]))
+
+
+def test_scalar_nonfinite_is_reported_too():
+    model = graphdsl.parse("input x : []\ny = x / (x - 1.0)\nJ = y * 2.0\noutput J")
+    with pytest.raises(GraphDSLError) as err:
+        model.eval({"x": 1.0})
+    assert err.value.diagnostics[0].code == "E302"
+    assert math.isinf(float(model.eval({"x": 1.0}, check_finite=False)["J"]))
+
+
+def test_too_large_is_refused_before_allocating():
+    model = graphdsl.parse("dim n = 100000\ninput x : [n]\ny = outer(x, x)\noutput y")
+    with pytest.raises(GraphDSLError) as err:
+        model.eval({"x": np.zeros(100000)})
+    assert err.value.diagnostics[0].code == "E303"
+
+
+def test_missing_value_is_e304():
+    model = graphdsl.parse("input x : [2]\ny = x * 2.0\noutput y")
+    compiled, _ = model.compile({"x": [1.0, 2.0]})
+    plan = Plan(compiled.built.graph, compiled.built.outputs)
+    with pytest.raises(GraphDSLError) as err:
+        plan.run({})
+    assert err.value.diagnostics[0].code == "E304"
+
+
+def test_results_with_large_finite_values_are_not_mistaken_for_overflow():
+    model = graphdsl.parse("input x : [3]\ny = x * 1.0e154\noutput y")
+    out = model.eval({"x": [1e150, -2e150, 3.0]})  # the sum of squares overflows; the values do not
+    assert np.all(np.isfinite(out["y"]))
+
+
+# ---- graphdsl grad --profile ---------------------------------------------------------------------
+
+def test_grad_profile_prints_time_per_node_and_memory_held(capsys):
+    from graphdsl.cli import main
+
+    code = main(["grad", str(EXAMPLES / "d2l_mlp.gdsl"), "--load", str(EXAMPLES / "d2l_mlp.json"), "--profile"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "time per node" in text and "memory held for the backward pass" in text
+    assert "matmul#" in text and "share" in text and "z = W1 @ x" in text
+    assert "held for the backward pass:" in text and "peak" in text
+
+
+def test_grad_profile_json_is_data(capsys):
+    from graphdsl.cli import main
+
+    code = main(["grad", str(EXAMPLES / "d2l_mlp.gdsl"), "--load", str(EXAMPLES / "d2l_mlp.json"), "--profile",
+                 "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["of"] == "J"
+    assert abs(sum(n["share"] for n in report["nodes"]) - 1.0) < 1e-9
+    assert {h["value"] for h in report["held"]} >= {"h"}
+    assert report["held_bytes"] > 0 and report["peak_bytes"] > 0
+    assert {n["phase"] for n in report["nodes"]} == {"forward", "backward"}
