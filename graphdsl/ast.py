@@ -171,19 +171,19 @@ class Program:
 
 def children(node) -> tuple:
     """The sub-expressions of an expression, in evaluation order."""
-    if isinstance(node, BinOp):
-        return (node.left, node.right)
-    if isinstance(node, (UnaryOp, Transpose)):
-        return (node.operand,)
-    if isinstance(node, Call):
-        return tuple(node.args) + tuple(k.value for k in node.kwargs)
-    if isinstance(node, Index):
-        return (node.value,) + tuple(node.items)
-    if isinstance(node, Slice):
-        return tuple(x for x in (node.start, node.stop, node.step) if x is not None)
-    if isinstance(node, ArrayLit):
-        return tuple(node.elements)
-    return ()
+    get = _CHILDREN.get(type(node))
+    return get(node) if get is not None else ()
+
+
+_CHILDREN = {  # one entry per expression class; leaves (Num, Bool, Name) have none
+    BinOp: lambda n: (n.left, n.right),
+    UnaryOp: lambda n: (n.operand,),
+    Transpose: lambda n: (n.operand,),
+    Call: lambda n: tuple(n.args) + tuple(k.value for k in n.kwargs),
+    Index: lambda n: (n.value,) + tuple(n.items),
+    Slice: lambda n: tuple(x for x in (n.start, n.stop, n.step) if x is not None),
+    ArrayLit: lambda n: tuple(n.elements),
+}
 
 
 def postorder(root, visit, kids=children):

@@ -74,6 +74,7 @@ class _Builder:
         self.calls: dict[str, int] = {}
         self.outputs: list[str] = []
         self.implicit: set[str] = set()
+        self._splits: dict[int, tuple] = {}  # id(call node) -> (node, its _call_inputs); node kept alive
         self.refused_defs: set[str] = set()  # defs already reported (recursive, too large)
 
     # ---- driver ----------------------------------------------------------------
@@ -138,6 +139,8 @@ class _Builder:
         of them inline to 2**30 nodes. Sizes are counted in syntax nodes, callees
         first, so the check costs no more than reading the defs.
         """
+        if not self.defs:  # without defs the graph grows with the text, which is bounded already
+            return
         profiles = {name: _expression_profile([s.value for s in d.body] + [d.result])
                     for name, d in self.defs.items()}
         size: dict[str, int] = {}
@@ -340,7 +343,7 @@ class _Builder:
         if isinstance(node, A.Index):
             return (node.value,)
         if isinstance(node, A.Call):
-            return self._call_inputs(node)[0]
+            return self._split_call(node)[0]
         return A.children(node)
 
     def _visit(self, node, kids, scope):
@@ -352,28 +355,22 @@ class _Builder:
         return vid
 
     def _visit_node(self, node, kids, scope):
-        gb = self.gb
-        if isinstance(node, A.Num):
-            return gb.const(node.value)
-        if isinstance(node, A.Bool):
-            return gb.const(1.0 if node.value else 0.0)
-        if isinstance(node, A.Name):
-            return self.resolve(node, scope)
-        if isinstance(node, A.ArrayLit):
-            if not kids:
-                return self._literal(node)
-            return gb.op("stack", *kids, axis=0)
-        if isinstance(node, A.BinOp):
-            return gb.emit(BIN[node.op], kids, {})
-        if isinstance(node, A.UnaryOp):
-            return gb.emit("neg", kids, {}) if node.op == "-" else kids[0]
-        if isinstance(node, A.Transpose):
-            return gb.emit("transpose", kids, {"axes": None})
-        if isinstance(node, A.Index):
-            return self._index(node, kids[0])
-        if isinstance(node, A.Call):
-            return self._call(node, kids, scope)
-        raise AssertionError(f"unhandled syntax {type(node).__name__}")
+        return self._VISIT[type(node)](self, node, kids, scope)
+
+    def _visit_array(self, node, kids, scope):
+        return self.gb.op("stack", *kids, axis=0) if kids else self._literal(node)
+
+    _VISIT = {  # one entry per expression class
+        A.Num: lambda self, node, kids, scope: self.gb.const(node.value),
+        A.Bool: lambda self, node, kids, scope: self.gb.const(1.0 if node.value else 0.0),
+        A.Name: lambda self, node, kids, scope: self.resolve(node, scope),
+        A.ArrayLit: _visit_array,
+        A.BinOp: lambda self, node, kids, scope: self.gb.emit(BIN[node.op], kids, {}),
+        A.UnaryOp: lambda self, node, kids, scope: self.gb.emit("neg", kids, {}) if node.op == "-" else kids[0],
+        A.Transpose: lambda self, node, kids, scope: self.gb.emit("transpose", kids, {"axes": None}),
+        A.Index: lambda self, node, kids, scope: self._index(node, kids[0]),
+        A.Call: lambda self, node, kids, scope: self._call(node, kids, scope),
+    }
 
     def _literal(self, node):
         try:
@@ -460,6 +457,13 @@ class _Builder:
         return vid
 
     # ---- calls --------------------------------------------------------------------------
+    def _split_call(self, node: A.Call):
+        """_call_inputs, worked out once per call site (def bodies are lowered once per call)."""
+        split = self._splits.get(id(node))
+        if split is None:
+            split = self._splits[id(node)] = (node, self._call_inputs(node))
+        return split[1]
+
     def _call_inputs(self, node: A.Call):
         """(expressions lowered as graph inputs, static keyword expressions, error or None)."""
         name = ALIASES.get(node.func, node.func)
@@ -511,7 +515,7 @@ class _Builder:
 
     def _builtin(self, node, name, kids):
         op = REGISTRY[name]
-        _, static_exprs, error = self._call_inputs(node)
+        _, static_exprs, error = self._split_call(node)
         lo, hi = op.nargs
         if error is None and not lo <= len(kids) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
@@ -533,6 +537,8 @@ class _Builder:
         """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""
         if key in ("shape", "k"):
             return self._static_shape(expr, key)
+        if isinstance(expr, (A.Num, A.Bool)) and (key not in ("axis", "axes") or whole(expr.value) is not None):
+            return _static_literal(key, expr.value)  # the common `axis=0`, `keepdims=true`
         try:
             value = const_eval(expr, self._const_lookup)
         except NotConstant as err:
@@ -664,6 +670,14 @@ class _Builder:
 
 
 _BAD = object()
+
+
+def _static_literal(key, value):
+    if key == "keepdims":
+        return bool(value)
+    if key in ("axis", "axes"):
+        return whole(value)
+    return float(value)
 
 
 def _defined_names(stmt):

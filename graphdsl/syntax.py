@@ -158,6 +158,9 @@ class _Lexer(BasicLexer):
     __future_interface__ = 2  # lex(lexer_state, parser_state), as lark's own lexers
 
     def __init__(self, conf, comparator=None):
+        # Validating the terminals (interegular's collision search) costs over a
+        # second per process; the strict build in the test suite does it once.
+        conf.skip_validation = conf.skip_validation or not conf.strict
         super().__init__(conf, comparator)
         ignored = [t for t in self.terminals if t.name in self.ignore_types]
         tokens = [t for t in self.terminals if t.name not in self.ignore_types]
