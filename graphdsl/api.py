@@ -57,46 +57,6 @@ def read_source(path) -> str:
                                        help=("save the file as UTF-8",))) from None
 
 
-def run_plan(plan: Plan, leaf_values: dict, check_finite: bool = True) -> list:
-    """plan.run, with NumPy's refusals of the data turned into a diagnostic at the node concerned.
-
-    Some operations have no value for some data (the max of an empty axis, a
-    reshape of the wrong size): NumPy raises ValueError. The run is repeated one
-    node at a time to find the node, and the error names it with its source line.
-    """
-    try:
-        return plan.run(leaf_values, check_finite)
-    except (ValueError, ArithmeticError) as err:
-        raise _locate_failure(plan, leaf_values, err) from None
-
-
-def _locate_failure(plan: Plan, leaf_values: dict, err: Exception) -> GraphDSLError:
-    failed_at, reason = None, err
-    try:
-        slots = plan._fill(leaf_values)
-        with np.errstate(all="ignore"):
-            for (fn, ins, out), op_id in zip(plan.steps, plan.step_ops):
-                try:
-                    slots[out] = fn(*[slots[i] for i in ins])
-                except (ValueError, ArithmeticError) as step_err:
-                    failed_at, reason = op_id, step_err
-                    break
-    except GraphDSLError as located:
-        return located
-    except Exception:  # the reference run failed another way: report the first error without a place
-        pass
-    text = str(reason).splitlines()[0][:200] if str(reason) else type(reason).__name__
-    if failed_at is None:
-        return GraphDSLError(Diagnostic("E305", f"cannot evaluate the model: {text}"), plan.source)
-    g = plan.graph
-    node = g.nodes[failed_at]
-    out = g.nodes[node["out"]]
-    label = out.get("name") or out.get("text") or node["out"]
-    return GraphDSLError(Diagnostic(
-        "E305", f"cannot evaluate `{label}` ({node['op']}): {text}", node.get("span") or out.get("span"),
-        help=("check the sizes of the data: an empty axis has no max or min",)), plan.source)
-
-
 @contextlib.contextmanager
 def gc_paused():
     """Pause the cyclic garbage collector while a graph is built.
@@ -193,7 +153,7 @@ class Model:
         compiled, given = self.compile(values, dims)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
-        results = run_plan(plan, self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
@@ -209,7 +169,7 @@ class Model:
                 table = gradients(compiled.built.gb, target, wrt)
             hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)), wrt)
         plan, wrt = hit
-        results = run_plan(plan, self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphdsl
-from graphdsl import plan as plan_module
+from graphdsl import codegen as codegen_module
 from graphdsl.autodiff import gradients
 from graphdsl.diagnostics import GraphDSLError
 from graphdsl.plan import Plan
@@ -291,7 +291,7 @@ def test_scalar_relu_matches_numpy_signs_of_zero_and_nan():
 
 
 def test_long_plans_are_split_into_chunks_with_the_same_results(monkeypatch):
-    monkeypatch.setattr(plan_module, "CHUNK", 7)
+    monkeypatch.setattr(codegen_module, "CHUNK", 7)
     model = graphdsl.parse(_chain(120))
     plan, leaves, _ = _grad_plan(model, {"x": 0.5}, wrt=["x"])
     assert plan.source_code.count("def _c") > 10

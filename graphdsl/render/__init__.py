@@ -16,7 +16,6 @@ import os
 import time
 from collections import deque
 
-import numpy as np
 
 from ..autodiff import gradients
 from ..build import build
@@ -159,22 +158,7 @@ def evaluate(model, compiled, given, seed, g, ann: Annotations) -> dict:
     sinks = [n for n in g.nodes if n in need and g.nodes[n]["kind"] == "var"
              and not any(s in need for s in g.successors(n))]
     plan = Plan(g, sinks, model.source, model.max_elements, optimize=False)
-    leaves = model.leaf_values(compiled, given, seed)
-    slots = [None] * plan.nslots
-    for name, s in plan.leaves:
-        value = leaves.get(name)
-        if value is None:
-            value = g.nodes[name].get("value")
-        if value is None:
-            from ..diagnostics import Diagnostic
-
-            raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", g.nodes[name].get("span"),
-                                           help=(f"give one with --set {name}=... or --load FILE",)), model.source)
-        slots[s] = np.asarray(value, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        for fn, ins, out in plan.steps:
-            slots[out] = fn(*[slots[i] for i in ins])
-    return {n: np.asarray(slots[s]) for n, s in plan.slot.items() if slots[s] is not None}
+    return plan.run_all(model.leaf_values(compiled, given, seed))
 
 
 def _upstream(g, seeds) -> set:
