@@ -97,6 +97,12 @@ def broadcast(*shapes):
     """NumPy broadcasting over named dims; raises ShapeError naming the axis."""
     if any(s is None for s in shapes):
         return None
+    if len(shapes) == 2:  # the common cases, without walking the axes
+        a, b = shapes
+        if a == b or b == ():
+            return a
+        if a == ():
+            return b
     out: list[Dim] = []
     rank = max((len(s) for s in shapes), default=0)
     for axis in range(-1, -rank - 1, -1):
