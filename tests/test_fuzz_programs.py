@@ -13,9 +13,16 @@ declaring inputs, params and consts of the shapes it needs on the way. Then:
   kinked ops (relu, abs, max, clip, maximum, where, comparisons) get their own
   gradient property that first evaluates every kinked op's arguments and skips
   the example when one lies within 1e-3 of its kink;
-* mutations of generated programs and of the examples (delete, insert and swap
-  tokens and characters; random bytes; invalid UTF-8) give only clean
-  diagnostics through the CLI: exit 0 or 1, never 3, never a traceback.
+* every command (check, eval, grad, gradcheck, equations, render, train) on
+  generated programs and their data, and `check`/`eval` on mutations of
+  generated programs and of the examples (delete, insert, replace, swap and
+  duplicate tokens or characters; random bytes; invalid UTF-8), give only clean
+  results through the CLI: exit 0 or 1, never 3, never a traceback, and JSON
+  (`--json`, `--error-format json`) that is strict RFC 8259.
+
+A bug found here in code owned elsewhere gets a strict xfail in
+tests/test_hostile.py and a label in KNOWN_BUGS, so that a campaign counts it
+and goes on; the label goes when the bug is fixed.
 
 CI runs a few hundred examples. The dedicated run generates at least 10,000
 programs:
@@ -24,6 +31,7 @@ programs:
 """
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import math
@@ -183,13 +191,11 @@ class Gen:
             kind = "input"
         if kind == "const" and not 0 < math.prod(sizes) <= 12:  # a literal: small, and not empty
             kind = "param"
-        if kind == "implicit" and self.mode == "any" and not self.chance(0.3):
-            kind = "input"
-        if kind == "implicit" and self.mode != "any":
+        if kind == "implicit" and not self.chance(0.3):
             kind = "input"
         name = self.fresh({"input": "x", "param": "w", "const": "c", "implicit": "u"}[kind])
         if kind == "implicit":  # far from every other name, or it would be a did-you-mean error
-            name = "u_" + "".join(self.rng.choice(list("bcdfghjklmnpqrstvwxz"), 9))
+            name = self.implicit_name()
         decl_shape = self.fmt_shape(shape)
         self.features[kind] += 1
         if kind == "implicit":
@@ -228,6 +234,16 @@ class Gen:
         self.decls.append(f"const {name} = {literal(value)}" if self.chance(0.5) or not shape
                           else f"const {name} : {decl_shape} = {literal(value)}")
         self.leaves.append((name, shape, "const"))
+        return name
+
+    def implicit_name(self):
+        """A random name that no other name is close to (difflib's did-you-mean cutoff is 0.6)."""
+        known = [n for n, _, _ in self.leaves]
+        for _ in range(50):
+            name = "u" + "".join(self.rng.choice(list("bcdfghjklmnpqrstvwxz"), 9))
+            if all(max(difflib.SequenceMatcher(None, a, b).ratio() for a, b in ((name, k), (k, name))) < 0.5
+                   for k in known):  # ratio() is not symmetric
+                return name
         return name
 
     # -- expressions of a given shape
@@ -457,7 +473,8 @@ class Gen:
     def f_grad(self, shape, depth):
         """grad(y, x) inside the program: x a declared name of this shape, y a scalar that uses it."""
         x = self.declare(shape) if self.chance(0.5) else self.leaf(shape)
-        if not re.fullmatch(r"[A-Za-z_]\w*", x) or x in self.dims or x in self.values and x.startswith("u"):
+        kinds = {n: k for n, _, k in self.leaves}
+        if not re.fullmatch(r"[A-Za-z_]\w*", x) or x in self.dims or kinds.get(x) == "implicit":
             return self.expr(shape, depth)
         body = self.pick(["sum(tanh({x}) * {e})", "sum(({x}) ** 2 * {e})", "sqnorm({x} * {e})",
                           "mean(sigmoid({x} * {e}))"])
@@ -566,18 +583,22 @@ def _in_frames(err, name) -> bool:
 
 
 KNOWN_BUGS: dict = {
-    # None open. Fixed since they were found here (tests/test_hostile.py keeps a regression test for each):
+    # Reverse-mode rules that take len() of a shape (matmul, concat, stack, ...) crash when grad(y, x)
+    # in a model meets a value of unknown shape (an implicit input) while `check` builds the graph
+    "vjp-unknown-shape": lambda e: isinstance(e, TypeError) and _in_frames(e, "_propagate"),
+    # reshape(x) / broadcast_to(x) without their shape argument: the shape rule iterates None
+    "shape-argument-missing": lambda e: isinstance(e, TypeError) and _in_frames(e, "_target"),
+    # Fixed since they were found here (tests/test_hostile.py keeps a regression test for each):
     # autodiff renaming a cotangent another list still held, GraphBuilder.bind renaming a def's literal
-    # argument, and the losses' reverse-mode rules needing every size at build time.
+    # argument, the losses' reverse-mode rules needing every size at build time, and render/train
+    # running plans without locating NumPy's refusals (an empty axis) as eval does.
 }
 
 
 # The same, seen from the command line (an "internal error" line on stderr).
 KNOWN_CLI_BUGS = {
-    # render (its own loop over the plan's steps) and train (Plan.run) do not go through
-    # api.run_plan, so NumPy's refusal of an empty axis (logsumexp, softmax, log_softmax)
-    # escapes as an internal error instead of E305
-    "plan-empty-axis": lambda argv, err: argv[0] in ("render", "train") and "zero-size array" in err,
+    "vjp-unknown-shape": lambda argv, err: "TypeError: object of type 'NoneType' has no len()" in err,
+    "shape-argument-missing": lambda argv, err: "TypeError: 'NoneType' object is not iterable" in err,
 }
 
 

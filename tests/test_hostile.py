@@ -1045,11 +1045,26 @@ def test_grad_of_a_loss_in_the_language_with_free_sizes(decl, loss):
     assert np.isfinite(m.eval({"x": [1.0, 2.0]})["L"])
 
 
-@pytest.mark.xfail(strict=True, reason="render (its own loop over the plan's steps) and train (Plan.run) bypass "
-                   "api.run_plan: NumPy's refusal of an empty axis (logsumexp, softmax) escapes as an internal "
-                   "error (exit 3) instead of E305; better still, refuse such reductions at check time as max/min")
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="reverse-mode rules take len() of shapes (matmul, "
+                   "concat, stack, ...): grad(y, x) in a model crashes `check` when y uses a value of unknown shape")
+@pytest.mark.parametrize("expr", ["u @ v", "concat([u, v])", "stack([u, v])", "tanh([u, v])"])
+def test_grad_in_the_language_through_values_of_unknown_shape(expr):
+    m = graphdsl.parse(f"y = {expr}\nr = grad(sum(y), u)\n")
+    assert m.warnings
+
+
+@pytest.mark.xfail(strict=True, raises=TypeError, reason="ops/shape.py: reshape(x) and broadcast_to(x) without "
+                   "their shape argument crash the shape rule (TypeError) instead of E103")
+@pytest.mark.parametrize("call", ["reshape(x)", "broadcast_to(x)"])
+def test_shape_ops_without_their_shape_argument(call):
+    with pytest.raises(GraphDSLError) as info:
+        graphdsl.parse(f"input x : [2]\ny = {call}\n")
+    assert info.value.errors[0].code == "E103"
+
+
 @pytest.mark.parametrize("command", [["render", "-o", "g.dot"], ["train", "--lr", "0.1", "--steps", "2"]])
 def test_reduction_over_an_empty_axis_in_render_and_train(tmp_path, command):
+    """Found by the fuzzer: render and train ran the plan without locating NumPy's refusals (exit 3)."""
     write(tmp_path, "m.gdsl", "dim n\ninput x : [n]\nparam w : [] = 1.0\nL = logsumexp(x * w)\n")
     argv = [command[0], tmp_path / "m.gdsl", *[tmp_path / c if c.endswith(".dot") else c for c in command[1:]]]
     code, _, err = run_cli(*argv, "--set", "x=[]")
@@ -1154,9 +1169,9 @@ ERRORS_FOOTER = """\
   with 130 for Ctrl-C, or `error[E308]: cannot write ...: Input/output error`.
 - **Ctrl-C during `train`**: training stops after the current step, the params
   reached so far are saved with `--save`, and the exit status is 130.
-- **Known gap** (a strict xfail test in tests/test_hostile.py): a softmax or
-  logsumexp along an axis of size 0 gives `error[E305]` in `eval` and `grad`,
-  but an internal error (exit 3) in `render` and `train`.
+- **Known gaps** (strict xfail tests in tests/test_hostile.py): `grad(y, x)` in
+  a model crashes `check` when `y` goes through a matmul, concat or stack of a
+  value of unknown shape; `reshape(x)` without its shape crashes `check`.
 """
 
 
