@@ -16,6 +16,10 @@ from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, same_dim
 
 
+class UnknownShape(Exception):
+    """Reverse mode met an operator whose rule needs shapes that are not known yet (check time)."""
+
+
 class _OpView:
     """What a reverse-mode rule sees of the node it differentiates."""
 
@@ -124,6 +128,11 @@ def _propagate(gb, op_id, node, g_id, needed, cts, pending):
     view = _OpView(args, node["out"], g_id, node["attrs"], needed)
     try:
         grads = opdef.vjp(gb, view)
+    except TypeError:
+        if any(gb.shape(a) is None for a in args + [node["out"]]):
+            # the rule needs ranks (matmul, concat, stack): known once data give the shapes
+            raise UnknownShape(node["op"]) from None
+        raise
     except ShapeError as err:
         gb._shape_error(err, args)
         raise

@@ -660,13 +660,16 @@ class _Builder:
                        notes=(f"`{d.name}` declares `{p.name}` at line {p.span.line}",))
 
     def _grad(self, node: A.Call, kids):
-        from .autodiff import gradient_node
+        from .autodiff import UnknownShape, gradient_node
 
         if len(kids) != 2 or node.kwargs or not isinstance(node.args[1], A.Name):
             self.rep.error("E103", "grad takes two arguments: grad(y, x) with x a name", node.span,
                            help=("for example `g = grad(J, W1)`",))
             return self._placeholder()
-        return gradient_node(self.gb, kids[0], kids[1])
+        try:
+            return gradient_node(self.gb, kids[0], kids[1])
+        except UnknownShape:  # shapes come with the data; until then grad(y, x) has x's shape
+            return self.gb.add_var(self.gb.fresh(), "intermediate", self.gb.shape(kids[1]), anonymous=True)
 
 
 _BAD = object()

@@ -583,23 +583,16 @@ def _in_frames(err, name) -> bool:
 
 
 KNOWN_BUGS: dict = {
-    # Reverse-mode rules that take len() of a shape (matmul, concat, stack, ...) crash when grad(y, x)
-    # in a model meets a value of unknown shape (an implicit input) while `check` builds the graph
-    "vjp-unknown-shape": lambda e: isinstance(e, TypeError) and _in_frames(e, "_propagate"),
-    # reshape(x) / broadcast_to(x) without their shape argument: the shape rule iterates None
-    "shape-argument-missing": lambda e: isinstance(e, TypeError) and _in_frames(e, "_target"),
-    # Fixed since they were found here (tests/test_hostile.py keeps a regression test for each):
-    # autodiff renaming a cotangent another list still held, GraphBuilder.bind renaming a def's literal
-    # argument, the losses' reverse-mode rules needing every size at build time, and render/train
-    # running plans without locating NumPy's refusals (an empty axis) as eval does.
+    # None open. Fixed since they were found here (tests/test_hostile.py keeps a regression test for
+    # each): autodiff renaming a cotangent another list still held, GraphBuilder.bind renaming a def's
+    # literal argument, the losses' reverse-mode rules needing every size at build time, render/train
+    # running plans without locating NumPy's refusals (an empty axis), reverse-mode rules taking len()
+    # of unknown shapes, and reshape/broadcast_to without their shape argument.
 }
 
 
 # The same, seen from the command line (an "internal error" line on stderr).
-KNOWN_CLI_BUGS = {
-    "vjp-unknown-shape": lambda argv, err: "TypeError: object of type 'NoneType' has no len()" in err,
-    "shape-argument-missing": lambda argv, err: "TypeError: 'NoneType' object is not iterable" in err,
-}
+KNOWN_CLI_BUGS: dict = {}  # none open
 
 
 def known_cli_bug(argv, err) -> str | None:

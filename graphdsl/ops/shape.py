@@ -9,6 +9,8 @@ from .base import Dim, OpDef, ShapeError, axes_tuple, broadcast, concrete, norm_
 def _target(attrs):
     """A `shape=` / `like=` attribute as a tuple of Dims (ints become unnamed dims)."""
     raw = attrs.get("like") if attrs.get("like") is not None else attrs.get("shape")
+    if raw is None:
+        raise ShapeError("E103", "a target shape is needed, e.g. reshape(x, [2, -1]) or broadcast_to(x, [n, m])")
     return tuple(d if isinstance(d, Dim) else Dim(None, int(d)) for d in raw)
 
 
