@@ -38,7 +38,7 @@ def as_array(value, name: str) -> np.ndarray:
     return arr
 
 
-def parse_set(text: str) -> tuple[str, np.ndarray]:
+def parse_set(text: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[str, np.ndarray]:
     """NAME=VALUE, VALUE a JSON number or array, or a path to an .npy file."""
     name, sep, raw = text.partition("=")
     name = name.strip()
@@ -46,7 +46,7 @@ def parse_set(text: str) -> tuple[str, np.ndarray]:
         _fail("E306", f"--set expects NAME=VALUE, got `{text}`", help=("for example --set x=[1,2,3]",))
     raw = raw.strip()
     if raw.endswith(".npy"):
-        return name, _load_npy(raw, name)
+        return name, _load_npy(raw, name, max_elements)
     try:
         value = json.loads(raw)
     except RecursionError:

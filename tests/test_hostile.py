@@ -1187,3 +1187,13 @@ if __name__ == "__main__":
     if "--write-docs" in sys.argv:
         ERRORS_MD.write_text(generate_errors_md(), encoding="utf-8")
         print(f"wrote {ERRORS_MD}")
+
+
+def test_max_elements_applies_to_value_files(tmp_path):
+    """--max-elements is checked in .npy/.npz headers, before the data are loaded."""
+    np.save(tmp_path / "big.npy", np.zeros(1000))
+    np.savez(tmp_path / "big.npz", x=np.zeros(1000))
+    write(tmp_path, "m.gdsl", "dim n\ninput x : [n]\ny = sum(x)\n")
+    for value in (["--set", f"x={tmp_path / 'big.npy'}"], ["--load", tmp_path / "big.npz"]):
+        code, _, err = run_cli("eval", tmp_path / "m.gdsl", *value, "--max-elements", "10")
+        assert code == 1 and "error[E303]" in err and "limit of 10" in err

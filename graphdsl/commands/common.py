@@ -54,10 +54,11 @@ def load_model(args) -> Model:
 
 def gather_values(args) -> dict[str, np.ndarray]:
     values: dict[str, np.ndarray] = {}
+    limit = getattr(args, "max_elements", 2 ** 28)  # checked in the file headers, before loading
     for path in args.load:
-        values.update(load_file(path))
+        values.update(load_file(path, limit))
     for item in args.set:
-        name, value = parse_set(item)
+        name, value = parse_set(item, limit)
         values[name] = value
     return values
 
