@@ -24,22 +24,7 @@ from graphdsl.plan import Plan
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
-MLP = """
-dim d = 4, m = 5, q = 3
-dim b
-input x : [d, b]
-input y : [q, b]
-param W1 : [m, d] = randn(std=0.1)
-param W2 : [q, m] = randn(std=0.1)
-const lam = 0.01
-def phi(z) = relu(z)
-def loss(o, y) = 0.5 * sum((o - y) ** 2) / b
-z = W1 @ x; h = phi(z); o = W2 @ h
-L = loss(o, y)
-s = lam / 2 * (sqnorm(W1) + sqnorm(W2))
-J = L + s
-output J
-"""
+MLP = (EXAMPLES / "d2l_mlp.gdsl").read_text(encoding="utf-8")  # the D2L 5.3 model
 
 # Models that exercise each rewrite: broadcasts left to ufuncs (sum/mean with and
 # without axes and keepdims), 0/1 masks kept as booleans, pow 2, in-place buffers,
