@@ -16,12 +16,8 @@ import numpy as np
 from . import ast as A
 from .build import INITIALISERS, Built
 from .consteval import NotConstant, const_eval
-from .diagnostics import Diagnostic, GraphDSLError, suggest
+from .diagnostics import fail as _fail, suggest
 from .plan import DEFAULT_MAX_ELEMENTS
-
-
-def _fail(code, message, span=None, notes=(), help=(), source=None):
-    raise GraphDSLError(Diagnostic(code, message, span, "error", tuple(notes), tuple(help)), source)
 
 
 # ---- reading values --------------------------------------------------------------

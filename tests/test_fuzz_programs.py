@@ -895,28 +895,25 @@ def _settings(n):
 # Each property is made for a number of examples: a few hundred in all for CI
 # (about 30 s here), many more for the dedicated campaign.
 
-def check_and_eval_test(n):
+def property_test(mode, prop, n):
+    """A hypothesis test of `prop` over n generated programs of the given mode."""
     @_settings(n)
-    @given(prog=programs("any"))
+    @given(prog=programs(mode))
     def test(prog):
-        guarded(prop_check_and_eval, prog)
+        guarded(prop, prog)
     return test
+
+
+def check_and_eval_test(n):
+    return property_test("any", prop_check_and_eval, n)
 
 
 def smooth_gradients_test(n):
-    @_settings(n)
-    @given(prog=programs("smooth"))
-    def test(prog):
-        guarded(prop_smooth_gradients, prog)
-    return test
+    return property_test("smooth", prop_smooth_gradients, n)
 
 
 def kinked_gradients_test(n):
-    @_settings(n)
-    @given(prog=programs("kinked"))
-    def test(prog):
-        guarded(prop_kinked_gradients, prog)
-    return test
+    return property_test("kinked", prop_kinked_gradients, n)
 
 
 def cli_generated_test(n):

@@ -41,10 +41,6 @@ def concrete(shape) -> tuple[int, ...] | None:
     return tuple(d.size for d in shape)
 
 
-def dims_of(sizes) -> Shape:
-    return tuple(Dim(None, int(s)) for s in sizes)
-
-
 class ShapeError(Exception):
     """Raised by a shape rule; `{0}`, `{1}` in the message name the arguments."""
 
@@ -137,10 +133,6 @@ def unary_same(shapes, attrs):
 
 def broadcast_rule(shapes, attrs):
     return broadcast(*shapes)
-
-
-def scalar_rule(shapes, attrs):
-    return ()
 
 
 def norm_axis(axis, rank: int) -> int:

@@ -14,10 +14,6 @@ def _target(attrs):
     return tuple(d if isinstance(d, Dim) else Dim(None, int(d)) for d in raw)
 
 
-def _sizes(shape):
-    return tuple(int(d.size) if isinstance(d, Dim) else int(d) for d in shape)
-
-
 # ---- reshape ------------------------------------------------------------------------
 
 def _reshape_shape(shapes, attrs):
