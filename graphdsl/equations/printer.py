@@ -72,7 +72,7 @@ class Printer:
             return sign + (numerator or "1")
         single = len(parts) + len(arrays) == 1
         only = (num_s + num_a)[0] if len(num_s + num_a) == 1 else None
-        return sign + self.fraction(numerator or "1", " ".join(dparts), single, len(dparts) == 1, only)
+        return sign + self.fraction(numerator or "1", self.times.join(dparts), single, len(dparts) == 1, only)
 
     def factor(self, f, crowded, strict=False) -> str:
         if isinstance(f, App) and f.op == "matmul":

@@ -24,7 +24,9 @@ from .steps import Entry, Part, Step, Walkthrough
 ETA = Sym("η", r"\eta", True)
 
 
-def collect(model, values=None, of=None, wrt=None, lr=None, seed=0, dims=None) -> Walkthrough:
+def collect(model, values=None, of=None, wrt=None, lr=None, seed=0, dims=None, check_finite=True) -> Walkthrough:
+    if check_finite:  # the engine's own run first: a NaN or Inf is reported where it first appears (E302)
+        model.grad(values, of=of, wrt=wrt, seed=seed, dims=dims)
     compiled, given = model.compile(values, dims)
     eqs = equations(model, values or None, of=of, wrt=wrt, dims=dims)
     built, names = compiled.built, eqs.names
@@ -148,9 +150,11 @@ def _explain_sharing(g, names, step, parts, numbers, upstream) -> None:
             via = [r.name for r in expr.refs() if r.adjoint] if expr is not None else []
             step.parts.append(Part(expr, numbers[p], via))
         step.note = (f"{names.display(v)} is used {len(parts)} times (by {shown}), so its gradient is the sum of "
-                     f"what comes back along each use: each contribution is the gradient arriving there "
-                     f"times the weight (local derivative) on that path, so the error is shared out "
-                     f"in proportion to the weights.")
+                     f"what comes back along each use")
+        if g.nodes[v].get("role") != "param":
+            step.note += (": each contribution is the gradient arriving there times the weight (local "
+                          "derivative) on that path, so the error is shared out in proportion to the weights")
+        step.note += "."
         return
     if g.nodes[v].get("role") == "param":  # a weight's gradient is an outer product: nothing is shared out
         return

@@ -51,7 +51,8 @@ def _step_lines(step, lookup, arrow="=") -> list:
         lines.append(f"{pad}the sum of {len(p.parts)} contributions:")
         for via, form, numbers, value in p.parts:
             source = f"through {via}: " if via else ""
-            lines.append(f"{pad}  {source}{form} = {numbers} = {value}")
+            head = f"{pad}  {source}{form} = {numbers} = "
+            lines.append(head + value.replace("\n", "\n" + " " * len(head)))
     if step.note:
         lines += textwrap.wrap(step.note, WIDTH, initial_indent=pad + "  ", subsequent_indent=pad + "  ")
     return lines

@@ -1,0 +1,20 @@
+"""The walkthrough in Markdown: a display-math block per step (GitHub and Jupyter render them),
+the notes as text, and the plain-text walkthrough at the end for copying numbers."""
+from __future__ import annotations
+
+from .latex import sections
+from .text import format_text
+
+
+def format_markdown(walk) -> str:
+    lines = [f"# Backpropagation step by step: `{walk.name}`", ""]
+    for title, blocks in sections(walk):
+        lines += [f"## {title}", ""]
+        for rows, note in blocks:
+            lines += ["$$", r"\begin{aligned}"] + ["  " + r + r" \\" for r in rows[:-1]] + ["  " + rows[-1]]
+            lines += [r"\end{aligned}", "$$", ""]
+            if note:
+                lines += [note, ""]
+    lines += ["<details><summary>The same as text</summary>", "", "```text"]
+    lines += format_text(walk).rstrip("\n").split("\n") + ["```", "", "</details>"]
+    return "\n".join(lines) + "\n"

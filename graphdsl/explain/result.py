@@ -1,0 +1,55 @@
+"""What `Model.explain(...)` returns: the walkthrough in every format, and the player in a notebook."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from .latex import format_latex
+from .markdown import format_markdown
+from .text import format_text
+
+FORMATS = ("text", "markdown", "latex", "html")
+
+
+class Explanation:
+    def __init__(self, walk, model):
+        self.walk = walk
+        self._model = model
+
+    @cached_property
+    def text(self) -> str:
+        return format_text(self.walk)
+
+    @cached_property
+    def markdown(self) -> str:
+        return format_markdown(self.walk)
+
+    @cached_property
+    def latex(self) -> str:
+        return format_latex(self.walk)
+
+    def latex_document(self) -> str:
+        return format_latex(self.walk, standalone=True)
+
+    @cached_property
+    def html(self) -> str:
+        from .player import player_page  # the renderer is imported only when a picture is wanted
+        return player_page(self.walk, self._model)
+
+    def format(self, fmt: str = "text", standalone: bool = False) -> str:
+        if fmt == "latex":
+            return self.latex_document() if standalone else self.latex
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format `{fmt}`; use one of {', '.join(FORMATS)}")
+        return getattr(self, fmt)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"<Explanation of {self.walk.name}: {len(self.walk.steps)} steps, {self.walk.of} = {self.walk.loss:.9g}>"
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/html": self.html, "text/markdown": self.markdown, "text/plain": self.text}
