@@ -16,7 +16,7 @@ from .result import FORMATS, Explanation
 
 def explain(model, values=None, of=None, wrt=None, lr=None, seed=0, dims=None, check_finite=True) -> Explanation:
     return Explanation(collect(model, values, of=of, wrt=wrt, lr=lr, seed=seed, dims=dims,
-                               check_finite=check_finite), model)
+                               check_finite=check_finite), model, values, seed)
 
 
 __all__ = ["explain", "Explanation", "FORMATS"]

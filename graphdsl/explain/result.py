@@ -11,9 +11,9 @@ FORMATS = ("text", "markdown", "latex", "html")
 
 
 class Explanation:
-    def __init__(self, walk, model):
+    def __init__(self, walk, model, values=None, seed=0):
         self.walk = walk
-        self._model = model
+        self._model, self._values, self._seed = model, values, seed  # the player draws the model with them
 
     @cached_property
     def text(self) -> str:
@@ -33,7 +33,7 @@ class Explanation:
     @cached_property
     def html(self) -> str:
         from .player import player_page  # the renderer is imported only when a picture is wanted
-        return player_page(self.walk, self._model)
+        return player_page(self.walk, self._model, self._values, self._seed)
 
     def format(self, fmt: str = "text", standalone: bool = False) -> str:
         if fmt == "latex":

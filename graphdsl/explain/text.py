@@ -18,22 +18,22 @@ def format_text(walk) -> str:
         out.append(head + text_value(value, " " * len(head)))
     out += ["", "Forward pass (one line per named value: equation, with the numbers, result):"]
     for step in walk.forward:
-        out += _step_lines(step, walk.lookup)
+        out += step_lines(step, walk.lookup)
     out += ["", f"Loss: {walk.of} = {num(walk.loss)}", ""]
     out += [f"Backward pass (d{walk.of}/dv for each value v, from {walk.of} back to the params, "
             "each as the chain rule: the gradient arriving times the local derivative):"]
     out += [f"  d{walk.of}/d{walk.of} = 1"]
     for step in walk.backward:
-        out += _step_lines(step, walk.lookup)
+        out += step_lines(step, walk.lookup)
     if walk.lr is not None:
         out += ["", f"Update (gradient descent, learning rate η = {num(walk.lr)}):"]
         for step in walk.updates:
-            out += _step_lines(step, walk.lookup, arrow="←")
+            out += step_lines(step, walk.lookup, arrow="←")
         out += ["", f"Loss after the step: {walk.of} = {num(walk.loss_after)} (before: {num(walk.loss)})"]
     return "\n".join(out) + "\n"
 
 
-def _step_lines(step, lookup, arrow="=") -> list:
+def step_lines(step, lookup, arrow="=") -> list:
     p = pieces(step, lookup)
     head = f"  {p.lhs} {arrow} "
     rest = list(p.forms) + ([p.numbers] if p.numbers else [])
