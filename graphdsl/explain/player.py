@@ -91,4 +91,5 @@ def _lhs(s) -> str:
 
 
 def _text(s, walk, arrow="=") -> str:
-    return "\n".join(line[2:] if line.startswith("  ") else line for line in step_lines(s, walk.lookup, arrow))
+    lines = "\n".join(step_lines(s, walk.lookup, arrow, notes=False)).split("\n")
+    return "\n".join(line[2:] if line.startswith("  ") else line for line in lines)

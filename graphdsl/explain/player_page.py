@@ -50,6 +50,9 @@ TEMPLATE = r"""<!DOCTYPE html>
   <button id="next" title="next step (right arrow)">▶</button>
   <input id="slider" type="range" min="0" max="0" value="0" aria-label="step">
   <span id="counter"></span>
+  <label title="zoom to the step's nodes"><input id="follow" type="checkbox"> follow</label>
+  <button id="zin" title="zoom in">+</button><button id="zout" title="zoom out">−</button>
+  <button id="fit" title="the whole graph">fit</button>
 </header>
 <main>
   <div id="view">%%SVG%%</div>
@@ -78,8 +81,41 @@ TEMPLATE = r"""<!DOCTYPE html>
     });
   }
   var slider = document.getElementById("slider");
+  var follow = document.getElementById("follow");
   var current = 0, timer = null;
   slider.max = String(steps.length - 1);
+  var home = svg ? svg.getAttribute("viewBox").split(/[ ,]+/).map(Number) : [0, 0, 1, 1];
+  var box = home.slice();
+  follow.checked = Object.keys(nodes).length > 40;  // a large graph: follow the steps by default
+
+  function setBox(b) { box = b; if (svg) { svg.setAttribute("viewBox", b.join(" ")); } }
+
+  function zoom(f) {
+    var cx = box[0] + box[2] / 2, cy = box[1] + box[3] / 2;
+    setBox([cx - box[2] * f / 2, cy - box[3] * f / 2, box[2] * f, box[3] * f]);
+  }
+
+  function userBox(el) {  // an element's box in the svg's user units (the viewBox's)
+    var r = el.getBoundingClientRect(), m = svg.getScreenCTM().inverse();
+    var a = svg.createSVGPoint(), b = svg.createSVGPoint();
+    a.x = r.left; a.y = r.top; b.x = r.right; b.y = r.bottom;
+    a = a.matrixTransform(m); b = b.matrixTransform(m);
+    return [a.x, a.y, b.x, b.y];
+  }
+
+  function focus(s) {
+    var ids = (s.node ? [s.node] : []).concat(s.reads.map(function (r) { return r[0]; }));
+    var els = ids.map(function (n) { return nodes[n]; }).filter(Boolean);
+    if (!els.length) { setBox(home.slice()); return; }
+    setBox(home.slice());
+    var u = [Infinity, Infinity, -Infinity, -Infinity];
+    els.forEach(function (el) {
+      var b = userBox(el);
+      u = [Math.min(u[0], b[0]), Math.min(u[1], b[1]), Math.max(u[2], b[2]), Math.max(u[3], b[3])];
+    });
+    var w = Math.max(u[2] - u[0] + 160, home[2] / 4), h = Math.max(u[3] - u[1] + 120, home[3] / 4);
+    setBox([(u[0] + u[2] - w) / 2, (u[1] + u[3] - h) / 2, w, h]);
+  }
 
   function tag(node, cls, text) {
     var g = nodes[node];
@@ -120,6 +156,7 @@ TEMPLATE = r"""<!DOCTYPE html>
     document.getElementById("note").textContent = s.note;
     document.getElementById("counter").textContent = "step " + current + " of " + (steps.length - 1);
     slider.value = String(current);
+    if (follow.checked && svg) { focus(s); }
     document.body.setAttribute("data-step", String(current));
     document.body.setAttribute("data-current", s.node || "");
   }
@@ -139,9 +176,14 @@ TEMPLATE = r"""<!DOCTYPE html>
   document.getElementById("prev").addEventListener("click", function () { show(current - 1); });
   document.getElementById("next").addEventListener("click", function () { show(current + 1); });
   document.getElementById("play").addEventListener("click", play);
+  document.getElementById("zin").addEventListener("click", function () { zoom(1 / 1.4); });
+  document.getElementById("zout").addEventListener("click", function () { zoom(1.4); });
+  document.getElementById("fit").addEventListener("click", function () { follow.checked = false; setBox(home.slice()); });
+  follow.addEventListener("change", function () { if (follow.checked) { focus(steps[current]); } else { setBox(home.slice()); } });
   slider.addEventListener("input", function () { show(parseInt(slider.value, 10)); });
   document.addEventListener("keydown", function (e) {
     if (e.target === slider && (e.key === "ArrowLeft" || e.key === "ArrowRight")) { return; }
+    if (e.target.tagName === "BUTTON" && e.key === " ") { return; }
     if (e.key === "ArrowRight") { show(current + 1); e.preventDefault(); }
     else if (e.key === "ArrowLeft") { show(current - 1); e.preventDefault(); }
     else if (e.key === "Home") { show(0); e.preventDefault(); }

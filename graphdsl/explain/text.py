@@ -33,7 +33,7 @@ def format_text(walk) -> str:
     return "\n".join(out) + "\n"
 
 
-def step_lines(step, lookup, arrow="=") -> list:
+def step_lines(step, lookup, arrow="=", notes=True) -> list:
     p = pieces(step, lookup)
     head = f"  {p.lhs} {arrow} "
     rest = list(p.forms) + ([p.numbers] if p.numbers else [])
@@ -53,6 +53,6 @@ def step_lines(step, lookup, arrow="=") -> list:
             source = f"through {via}: " if via else ""
             head = f"{pad}  {source}{form} = {numbers} = "
             lines.append(head + value.replace("\n", "\n" + " " * len(head)))
-    if step.note:
+    if step.note and notes:
         lines += textwrap.wrap(step.note, WIDTH, initial_indent=pad + "  ", subsequent_indent=pad + "  ")
     return lines
