@@ -233,11 +233,11 @@ def strip_matrices(latex: str) -> tuple[str, list[str]]:
 def test_latex_is_wellformed_and_parses(name, data):
     model, values = model_and_values(name, data)
     result = model.explain(values, lr=0.5)
-    for latex in (result.latex, result.latex_document()):
+    for latex, parse in ((result.latex, True), (result.latex_document(), False)):  # mathtext once: it is slow
         body, matrices = strip_matrices(latex)
         body = "\n".join(line for line in body.splitlines() if not line.strip().startswith(r"\intertext"))
-        assert_wellformed_latex(body)
-        for m in matrices:
+        assert_wellformed_latex(body, mathtext=parse)
+        for m in matrices if parse else ():
             rows = [r.strip() for r in m.split(r"\\")]
             assert len({r.count("&") for r in rows}) == 1, m  # every row has as many columns
             for cell in (c for r in rows for c in r.split("&")):
@@ -326,3 +326,43 @@ def test_player_shows_each_contribution_arriving(tmp_path):
     assert [s["title"] for s in arrivals] == [f"Contribution {k} of 3 to dL/dh" for k in (1, 2, 3)]
     total = next(k for k, s in enumerate(steps) if s["title"] == "Backward: dL/dh")
     assert steps.index(arrivals[-1]) == total - 1 and steps[total]["grads"]["h"] == "∂ " + num(hand_values()["dL_dh"])
+
+
+# ---- the walkthroughs in docs/ --------------------------------------------------------------------------------
+
+def test_walkthroughs_in_docs_are_current():
+    """docs/walkthroughs/*.md are what docs/walkthroughs/make.py writes now (rerun it after a change)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_walkthroughs", ROOT / "docs" / "walkthroughs" / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    for name, data, lr in make.WALKTHROUGHS:
+        path = ROOT / "docs" / "walkthroughs" / f"{name}.md"
+        assert path.read_text(encoding="utf-8") == make.walkthrough(name, data, lr), \
+            f"{path} is stale: run python docs/walkthroughs/make.py"
+    linked = (ROOT / "docs" / "examples.md").read_text(encoding="utf-8")
+    assert all(f"walkthroughs/{name}.md" in linked for name, _, _ in make.WALKTHROUGHS)
+
+
+def test_torch_mlp_update_is_pytorchs_sgd_step():
+    """The walkthrough's update of torch_mlp equals optim.SGD(lr=0.01).step() in PyTorch (float64)."""
+    torch = pytest.importorskip("torch")
+    model, values = model_and_values("torch_mlp", "torch_mlp.json")
+    walk = model.explain(values, lr=0.01).walk
+    start = {name: value for name, _, _, value in walk.start}
+    params = {k: torch.tensor(start[k], dtype=torch.float64, requires_grad=True) for k in ("W1", "b1", "W2", "b2")}
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2)).double()
+    with torch.no_grad():
+        for layer, (w, b) in zip((net[0], net[2]), (("W1", "b1"), ("W2", "b2"))):
+            layer.weight.copy_(params[w])
+            layer.bias.copy_(params[b])
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss = torch.nn.CrossEntropyLoss()(net(torch.tensor(start["x"])), torch.tensor(start["labels"]).long())
+    loss.backward()
+    opt.step()
+    assert walk.loss == pytest.approx(loss.item(), rel=1e-12)
+    updated = {s.lhs.name: s.value for s in walk.updates}
+    for layer, (w, b) in zip((net[0], net[2]), (("W1", "b1"), ("W2", "b2"))):
+        np.testing.assert_allclose(updated[w], layer.weight.detach().numpy(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(updated[b], layer.bias.detach().numpy(), rtol=1e-12, atol=1e-15)

@@ -79,6 +79,8 @@ def tex_value(value) -> str:
     if not shown_in_full(arr):
         stats = r",\ ".join(rf"\mathrm{{{k}}}\ {tex_num(v)}" for k, v in summary_parts(arr))
         return r"\mathrm{array}_{" + r" \times ".join(map(str, arr.shape)) + r"}\left(" + stats + r"\right)"
+    if arr.ndim == 1 and arr.size > 4:  # a long vector lies down: its transpose, as a row
+        return tex_value(arr.reshape(1, -1)) + r"^\top"
     rows = arr.reshape(-1, 1) if arr.ndim == 1 else arr
     body = r" \\ ".join(" & ".join(tex_num(x) for x in r) for r in rows)
     return r"\begin{bmatrix} " + body + r" \end{bmatrix}"
