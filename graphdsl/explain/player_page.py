@@ -30,6 +30,8 @@ TEMPLATE = r"""<!DOCTYPE html>
   #equation { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12px; background: #f3f3f3;
               padding: 8px; white-space: pre-wrap; word-break: break-word; margin: 4px 0 8px; }
   #note { font-size: 12px; color: #333; line-height: 1.4; }
+  main.wide { flex-direction: column; }
+  main.wide #panel { width: auto; height: 36%; border-left: none; border-top: 1px solid #ddd; }
   #keys { font-size: 11px; color: #777; margin-top: 12px; }
   g.node.current > :is(polygon, ellipse, path) { stroke: #d62728 !important; stroke-width: 4px !important; }
   g.node.reads > :is(polygon, ellipse, path) { stroke: #0072b2 !important; stroke-width: 3px !important;
@@ -86,6 +88,9 @@ TEMPLATE = r"""<!DOCTYPE html>
   slider.max = String(steps.length - 1);
   var home = svg ? svg.getAttribute("viewBox").split(/[ ,]+/).map(Number) : [0, 0, 1, 1];
   var box = home.slice();
+  if (home[2] > 2.2 * home[3]) {  // a wide, flat graph: the panel goes underneath, the picture gets the width
+    document.querySelector("main").classList.add("wide");
+  }
   follow.checked = Object.keys(nodes).length > 40;  // a large graph: follow the steps by default
 
   function setBox(b) { box = b; if (svg) { svg.setAttribute("viewBox", b.join(" ")); } }
