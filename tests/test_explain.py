@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -22,12 +21,11 @@ from graphdsl.cli import main
 from graphdsl.explain.numbers import num
 from graphdsl.train import train
 from graphdsl.values import load_file
-from test_equations import assert_wellformed_latex, _mathtext
+from test_equations import _mathtext, assert_wellformed_latex, check_golden
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "explain"
-UPDATE = os.environ.get("GRAPHDSL_UPDATE_GOLDEN") == "1"
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 # A scalar network of our own: h is used three times (h * h and v * h), so dL/dh is a sum of three.
@@ -174,21 +172,11 @@ def test_one_neuron_predicts_the_tutorials_059(capsys):
     assert "wo ← wo - η·dE/dwo = 0.3 - 0.5·(-0.0278943827) = 0.313947191" in out
 
 
-def check_golden(name: str, text: str):
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"golden file {path} did not exist; written now, rerun")
-    assert text == path.read_text(encoding="utf-8"), f"differs from {path} (GRAPHDSL_UPDATE_GOLDEN=1 to update)"
-
-
 @pytest.mark.parametrize("name", ["one_neuron", "mazur"])
 def test_golden_text(name, capsys):
     code, out, _ = cli(capsys, "explain", EXAMPLES / f"{name}.gdsl", "--lr", "0.5")
     assert code == 0
-    check_golden(f"{name}.txt", out.replace(str(EXAMPLES / f"{name}.gdsl"), f"examples/{name}.gdsl"))
+    check_golden(f"{name}.txt", out.replace(str(EXAMPLES / f"{name}.gdsl"), f"examples/{name}.gdsl"), GOLDEN)
 
 
 # ---- tensors: shapes, full arrays, summaries; Markdown and LaTeX ----------------------------------------

@@ -30,10 +30,6 @@ def step_rows(step, lookup, arrow=r"=") -> list:
     return rows
 
 
-def align(rows, env="align*") -> list:
-    return [rf"\begin{{{env}}}"] + ["  " + r + r" \\" for r in rows[:-1]] + ["  " + rows[-1]] + [rf"\end{{{env}}}"]
-
-
 def sections(walk):
     """(title, [(rows, note)]) in the tutorials' order; the writers lay them out."""
     start = [([rf"{tex_name(name)} &= {tex_value(value)}"], "") for name, _, _, value in walk.start]

@@ -37,10 +37,6 @@ class Step:
     parts: list = field(default_factory=list)  # [Part] at a fan-out
     note: str = ""  # the step in words, where words help
 
-    @property
-    def is_gradient(self) -> bool:
-        return self.kind in ("backward", "local")
-
 
 @dataclass
 class Walkthrough:
