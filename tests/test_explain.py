@@ -354,3 +354,12 @@ def test_torch_mlp_update_is_pytorchs_sgd_step():
     for layer, (w, b) in zip((net[0], net[2]), (("W1", "b1"), ("W2", "b2"))):
         np.testing.assert_allclose(updated[w], layer.weight.detach().numpy(), rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(updated[b], layer.bias.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_no_params_to_update(tmp_path, capsys):
+    path = tmp_path / "inputs_only.gdsl"
+    path.write_text("input a = 2\ninput c = 3\nf = a * c + a\n")
+    code, out, _ = cli(capsys, "explain", path, "--of", "f", "--lr", "0.1")
+    assert code == 0
+    assert last_number(line_of(out, "df/da")) == 4.0 and last_number(line_of(out, "df/dc")) == 2.0  # c + 1, a
+    assert "nothing is updated" in out and "Loss after the step" not in out

@@ -60,6 +60,7 @@ def collect(model, values=None, of=None, wrt=None, lr=None, seed=0, dims=None, c
     loss = float(np.asarray(numbers[target]).reshape(-1)[0])
     walk = Walkthrough(model.source.name, names.display(target), target, _starting(g, names, built, leaves),
                        forward, backward, lookup, loss)
+    walk.lr_asked = lr is not None
     if lr is not None:
         _update(model, compiled, plan, walk, wrt_nodes, table, numbers, leaves, lr, names)
     return walk
@@ -174,9 +175,11 @@ def _explain_sharing(g, names, step, parts, numbers, upstream) -> None:
 def _update(model, compiled, plan, walk, wrt_nodes, table, numbers, leaves, lr, names) -> None:
     g = compiled.built.graph
     params = [w for w in wrt_nodes if g.nodes[w].get("role") == "param"]
+    if not params:  # --wrt named no param: nothing to update, and the loss stays as it is
+        return
+    walk.lr = lr
     old = {w: np.asarray(leaves[w], dtype=np.float64) for w in params}
     new = Optimizer("sgd", lr).step(old, {w: numbers[table[w]] for w in params})
-    walk.lr = lr
     walk.lookup[ETA.name] = Entry(np.asarray(lr), (), walk.of_node, "rate")
     for w in params:
         sym = names.sym(w)

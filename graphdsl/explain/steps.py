@@ -50,7 +50,8 @@ class Walkthrough:
     backward: list  # [Step], in reverse topological order
     lookup: dict  # name -> Entry: every name an equation may mention
     loss: float
-    lr: float | None = None
+    lr: float | None = None  # set when an update is shown
+    lr_asked: bool = False
     updates: list = field(default_factory=list)  # [Step] with kind "update"
     loss_after: float | None = None
 

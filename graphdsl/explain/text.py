@@ -25,7 +25,9 @@ def format_text(walk) -> str:
     out += [f"  d{walk.of}/d{walk.of} = 1"]
     for step in walk.backward:
         out += step_lines(step, walk.lookup)
-    if walk.lr is not None:
+    if walk.lr_asked and not walk.updates:
+        out += ["", "Update: none of the values differentiated is a param, so nothing is updated."]
+    if walk.updates:
         out += ["", f"Update (gradient descent, learning rate η = {num(walk.lr)}):"]
         for step in walk.updates:
             out += step_lines(step, walk.lookup, arrow="←")
