@@ -8,6 +8,7 @@ GRAPHDSL_UPDATE_GOLDEN=1 pytest tests/test_explain.py (then reviewed in the diff
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -242,7 +243,10 @@ def test_python_api_formats():
     assert result.markdown.startswith("# Backpropagation") and r"\begin{align*}" in result.latex
     bundle = result._repr_mimebundle_()
     assert set(bundle) == {"text/html", "text/markdown", "text/plain"}
-    assert bundle["text/html"] == result._repr_html_() == result.html
+    assert bundle["text/html"] == result._repr_html_()
+    srcdoc = re.fullmatch(r'<iframe srcdoc="([^"]*)" sandbox="allow-scripts" .*</iframe>', bundle["text/html"], re.S)
+    assert srcdoc and html.unescape(srcdoc.group(1)) == result.html  # the player, sealed off from the notebook
+    assert set(result._repr_mimebundle_(exclude={"text/html"})) == {"text/markdown", "text/plain"}
 
 
 def test_wrt_and_of(capsys):

@@ -153,3 +153,23 @@ def test_unrolled_rnn_follows_the_steps(browser, tmp_path):
     zoomed = browser.execute_script("return document.querySelector('#view svg').getAttribute('viewBox')")
     assert zoomed != home
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+
+
+def test_notebook_display_runs_in_its_iframe(browser, tmp_path):
+    """What Jupyter shows (_repr_html_): the player in a sandboxed iframe, working there."""
+    from selenium.webdriver.common.by import By
+
+    result = graphdsl.load(EXAMPLES / "one_neuron.gdsl").explain(lr=0.5)
+    path = tmp_path / "notebook.html"
+    path.write_text("<!DOCTYPE html><html><body><p>a notebook cell</p>" + result._repr_html_() + "</body></html>",
+                    encoding="utf-8")
+    browser.get(path.as_uri())
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    try:
+        browser.find_element(By.ID, "next").click()
+        browser.find_element(By.ID, "next").click()
+        state = browser.execute_script(SHOWN)
+        assert state["step"] == "2" and state["highlighted"] == "yh"
+    finally:
+        browser.switch_to.default_content()
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []

@@ -1,6 +1,7 @@
 """What `Model.explain(...)` returns: the walkthrough in every format, and the player in a notebook."""
 from __future__ import annotations
 
+import html as html_lib
 from functools import cached_property
 
 from .latex import format_latex
@@ -49,7 +50,16 @@ class Explanation:
         return f"<Explanation of {self.walk.name}: {len(self.walk.steps)} steps, {self.walk.of} = {self.walk.loss:.9g}>"
 
     def _repr_html_(self) -> str:
-        return self.html
+        """The player in a notebook: in a sandboxed iframe, so that its page style, its keys and its
+        script stay out of the notebook's own page."""
+        return (f'<iframe srcdoc="{html_lib.escape(self.html, quote=True)}" sandbox="allow-scripts" '
+                f'title="{html_lib.escape(self.walk.name)}: backpropagation step by step" '
+                'style="width: 100%; height: 600px; border: 1px solid #ddd;"></iframe>')
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/html": self.html, "text/markdown": self.markdown, "text/plain": self.text}
+        bundle = {"text/html": self._repr_html_(), "text/markdown": self.markdown, "text/plain": self.text}
+        if include:
+            bundle = {k: v for k, v in bundle.items() if k in include or k == "text/plain"}
+        if exclude:
+            bundle = {k: v for k, v in bundle.items() if k not in exclude}
+        return bundle
