@@ -212,3 +212,12 @@ class Model:
         from .render import render_model
 
         return render_model(self, values=values, view=view, seed=seed, **options)
+
+    # ---- explaining -----------------------------------------------------------------
+    def explain(self, values: dict | None = None, of: str | None = None, wrt=None, lr: float | None = None,
+                seed: int = 0, dims=None, check_finite: bool = True):
+        """Backpropagation step by step: an Explanation with .text, .markdown, .latex, .html
+        (the backward-pass player, also what a notebook displays)."""
+        from .explain import explain
+
+        return explain(self, values, of=of, wrt=wrt, lr=lr, seed=seed, dims=dims, check_finite=check_finite)

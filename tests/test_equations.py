@@ -28,8 +28,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "equations"
 UPDATE = os.environ.get("GRAPHDSL_UPDATE_GOLDEN") == "1"
 
 
-def check_golden(name: str, text: str):
-    path = GOLDEN / name
+def check_golden(name: str, text: str, folder: Path = GOLDEN):
+    path = folder / name
     if UPDATE or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -22,7 +22,7 @@ def equations(model, values=None, of=None, wrt=None, dims=None, partial=False) -
     # grad_targets takes a compiled model; it reads only .built
     target, wrt = model.grad_targets(SimpleNamespace(built=built), of, wrt)
     names = NodeNames(built.graph)
-    result = Equations(model.source.name, names.display(target))
+    result = Equations(model.source.name, names.display(target), names=names)
     result.forward = forward_equations(built.graph, names, built, target, model.program)
     try:
         result.backward = backward_equations(built.gb, names, target, wrt)

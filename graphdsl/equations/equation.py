@@ -16,6 +16,7 @@ class Equation:
     rhs: list  # equal forms, most explicit last: [phi(z), relu(z)]
     kind: str = "forward"  # forward | backward | local | aux
     node: str | None = None
+    other: str | None = None  # for a local derivative du/dv (node v): u
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Equations:
     forward: list = field(default_factory=list)
     backward: list = field(default_factory=list)
     error: GraphDSLError | None = None  # why the backward equations are missing, if they are
+    names: object = None  # the NodeNames the equations were written with (explain looks values up by them)
 
     def text(self) -> str:
         return format_text(self)

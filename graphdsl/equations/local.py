@@ -39,13 +39,13 @@ def _locals_of(gb, names, target, v, upstream) -> list:
                and not any(u in nx.descendants(g, w) for w in consumers if w != u)]  # else u is not local
     if not scalars:
         return []
-    scratch = _scratch(gb, ops)
+    scratch = scratch_builder(gb, ops)
     scratch_names = names.on_scratch(scratch.g)
     found = []
     for u in scalars:
         expr = _local_expr(scratch, scratch_names, u, v)
         if expr is not None:
-            found.append((u, Equation(names.adjoint(u, v, is_scalar(g, v)), [expr], "local", v)))
+            found.append((u, Equation(names.adjoint(u, v, is_scalar(g, v)), [expr], "local", v, u)))
     return found
 
 
@@ -66,7 +66,7 @@ def _local_expr(scratch, scratch_names, u, v):
     return expr
 
 
-def _scratch(gb, ops):
+def scratch_builder(gb, ops):
     """A throwaway graph builder over the ops, their inputs and the anonymous values those come from."""
     g = gb.g
     nodes, stack = set(), []

@@ -19,6 +19,7 @@ class Printer:
     odot = " ⊙ "
     minus = " - "
     plus = " + "
+    times = " "  # between factors of a product and operands of a matrix product (explain writes ·)
 
     def render(self, e, prec=0) -> str:
         s = self._render(e)
@@ -66,12 +67,12 @@ class Printer:
         parts += [self.render(f) if alone else self.factor(f, crowded) for f in num_s]
         arrays = [self.render(f) if alone else self.factor(f, True, len(num_a) > 1) for f in num_a]
         dparts = ([self.number(cden)] if cden != 1 else []) + [self.factor(f, True, True) for f in den]
-        numerator = " ".join(parts + ([self.odot.join(arrays)] if arrays else []))
+        numerator = self.times.join(parts + ([self.odot.join(arrays)] if arrays else []))
         if not dparts:
             return sign + (numerator or "1")
         single = len(parts) + len(arrays) == 1
         only = (num_s + num_a)[0] if len(num_s + num_a) == 1 else None
-        return sign + self.fraction(numerator or "1", " ".join(dparts), single, len(dparts) == 1, only)
+        return sign + self.fraction(numerator or "1", self.times.join(dparts), single, len(dparts) == 1, only)
 
     def factor(self, f, crowded, strict=False) -> str:
         if isinstance(f, App) and f.op == "matmul":
@@ -92,7 +93,7 @@ class Printer:
         return s
 
     def _matmul(self, e) -> str:
-        return f"{self.operand(e.args[0])} {self.operand(e.args[1])}"
+        return f"{self.operand(e.args[0])}{self.times}{self.operand(e.args[1])}"
 
     def _index(self, e) -> str:
         return self.postfix(e.args[0]) + key_text(dict(e.attrs).get("key", ()))
