@@ -720,7 +720,7 @@ def _def_arguments(d: A.Def, node: A.Call):
     Returns (expressions, {}, error message or None) like _call_inputs.
     """
     names = [p.name for p in d.params]
-    if len(node.args) > len(names):
+    if len(node.args) > len(names) or (not node.kwargs and len(node.args) != len(names)):
         return tuple(node.args), {}, f"`{d.name}` takes {_count(len(names), 'argument')} but " \
                                      f"{len(node.args)} {'were' if len(node.args) != 1 else 'was'} given"
     bound = dict(zip(names, node.args))

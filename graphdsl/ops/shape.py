@@ -93,9 +93,12 @@ def _squeeze_axes(s, attrs):
     if attrs.get("axis") is None:
         return tuple(i for i, d in enumerate(s) if d.size == 1)
     axes = axes_tuple(attrs["axis"], len(s))
-    for a in axes:
+    for a in axes:  # an axis of a free dim is checked when the data give its size
         if s[a].size not in (1, None):
-            raise ShapeError("E204", f"cannot squeeze axis {a} of {{0}}: its size is {s[a]}, not 1")
+            raise ShapeError("E204", f"cannot squeeze axis {a} of {{0}}: squeeze removes an axis of size 1, "
+                                     f"and this one has size {s[a]}",
+                             help=("to drop an axis of any size, index it (x[0]) or reduce it "
+                                   "(sum(x, axis=...))",))
     return axes
 
 
@@ -103,6 +106,8 @@ def _squeeze_shape(shapes, attrs):
     s = shapes[0]
     if s is None:
         return None
+    if attrs.get("axis") is None and any(d.size is None for d in s):
+        return None  # which axes go depends on sizes the data give: the rank is known at run time
     axes = _squeeze_axes(s, attrs)
     return tuple(d for i, d in enumerate(s) if i not in axes)
 
