@@ -198,6 +198,19 @@ def test_outer_grad_through_a_def_that_differentiates_its_literal_parameter():
     assert_close(table["x"], fd_grad(text, x, "x"), rtol=1e-6)
 
 
+def test_grad_in_a_def_with_respect_to_a_local_literal():
+    # d/dt (t a^2 t) = 2 t a^2 = 18 at t = 1, a = 3: the local `t = 1` stays a variable.
+    text = "def f(a) {\n  t = 1\n  return grad(t*a*a*t, t)\n}\ninput x : []\ny = f(x)\noutput y\n"
+    assert_close(graphdsl.parse(text).eval({"x": np.array(3.0)})["y"], 18.0)
+
+
+@pytest.mark.parametrize("call, want", [("g(2, 3)", 8 * np.log(2)), ("h(2, 0)", 0.0), ("h(0.5, 3)", 0.75)])
+def test_grad_of_a_power_with_literal_arguments(call, want):
+    # g: d(b^c)/dc = b^c log b; h: d(b^c)/db = c b^(c-1), 0 where c = 0 (PyTorch's convention).
+    text = f"def g(b, c) = grad(b**c, c)\ndef h(b, c) = grad(b**c, b)\nz = {call}\noutput z\n"
+    assert_close(graphdsl.parse(text).eval({})["z"], want)
+
+
 @pytest.mark.parametrize("decl", ["t = 1", "const t = 1"])
 def test_second_derivative_with_respect_to_a_named_constant_equal_to_one(decl):
     # h = d(y^2)/dx with y = x t is 2 x t^2; dh/dt = 4 x t. The constant 1 must stay a node (not x * 1 -> x).
