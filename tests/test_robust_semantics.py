@@ -95,6 +95,13 @@ def _clip_case(x, lo, hi):
     return text, {"x": x, "lo": lo, "hi": hi, "w": w}
 
 
+def _clamp_torch(x, lo, hi, w):
+    # Expanded first: PyTorch's clamp backward refuses an x smaller than the broadcast shape
+    # (its in-place mask); expand's backward sums the gradients back, as graphdsl's engine does.
+    shape = torch.broadcast_shapes(x.shape, lo.shape, hi.shape)
+    return (torch.clamp(x.expand(shape), lo.expand(shape), hi.expand(shape)) * w).sum()
+
+
 CLIP_CASES = {
     "lo>hi scalars": ([-1.0, 0.5, 3.0], 2.0, 1.0),
     "lo>hi tensors": ([-1.0, 0.5, 3.0, 1.5], [2.0, 1.5, 2.0, 3.0], [1.0, 1.0, 1.0, 2.0]),
@@ -110,8 +117,7 @@ CLIP_CASES = {
 def test_clip_value_and_gradients_match_torch_clamp(name):
     text, values = _clip_case(*CLIP_CASES[name])
     value, table = grads(text, values, wrt=["x", "lo", "hi"])
-    want, want_grads = torch_grads(
-        lambda x, lo, hi, w: (torch.clamp(x, lo, hi) * w).sum(), values)
+    want, want_grads = torch_grads(_clamp_torch, values)
     assert_close(value, want)
     for k in ("x", "lo", "hi"):
         assert_close(table[k], want_grads[k])
@@ -402,3 +408,53 @@ def _grad_error(text, values):
     with pytest.raises(GraphDSLError) as info:
         graphdsl.parse(text).grad(values, wrt=list(values))
     return info.value.errors[0], info.value.format()
+
+
+# ---- properties: random broadcast shapes, values on a coarse grid (so ties are common) --------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+GRID = [-1.0, -0.5, 0.0, 0.5, 1.0]
+
+
+@st.composite
+def broadcast_shapes(draw, count):
+    """`count` shapes that broadcast together: each axis of the result is kept or made 1, then leading axes dropped."""
+    full = draw(st.lists(st.integers(1, 3), min_size=0, max_size=3))
+    shapes = []
+    for _ in range(count):
+        kept = [size if draw(st.booleans()) else 1 for size in full]
+        shapes.append(tuple(kept[draw(st.integers(0, len(kept))):]))
+    return shapes
+
+
+def _grid_array(draw, shape):
+    return np.array(draw(st.lists(st.sampled_from(GRID), min_size=int(np.prod(shape)),
+                                  max_size=int(np.prod(shape))))).reshape(shape)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_clip_matches_torch_clamp_on_random_broadcasts_and_ties(data):
+    shapes = data.draw(broadcast_shapes(3))
+    x, lo, hi = (_grid_array(data.draw, s) for s in shapes)
+    text, values = _clip_case(x, lo, hi)
+    value, table = grads(text, values, wrt=["x", "lo", "hi"])
+    want, want_grads = torch_grads(_clamp_torch, values)
+    assert_close(value, want)
+    for k in ("x", "lo", "hi"):
+        assert_close(table[k], want_grads[k])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(broadcast_shapes(2), st.sampled_from(["bce", "bce_with_logits"]), st.integers(0, 2 ** 16))
+def test_bce_matches_torch_on_random_broadcasts(shapes, op, seed):
+    values = _loss_values(shapes[0], shapes[1], seed, op == "bce")
+    text = f"input p : {list(shapes[0])}\ninput y : {list(shapes[1])}\nJ = {op}(p, y)\n"
+    value, table = grads(text, values)
+    torch_fn = F.binary_cross_entropy if op == "bce" else F.binary_cross_entropy_with_logits
+    want, want_grads = torch_grads(_bce_torch(torch_fn), values)
+    assert_close(value, want)
+    for k in ("p", "y"):
+        assert_close(table[k], want_grads[k])
