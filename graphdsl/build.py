@@ -679,8 +679,8 @@ class _Builder:
                 for p, vid in zip(d.params, kids)}
 
     def _param_mismatch(self, d, p, vid, what):
-        self.rep.error("E202", f"argument `{p.name}` of `{d.name}` {what}: "
-                               f"{self.gb.label_shaped(vid)}", self.gb.span,
+        self.rep.error("E202", f"argument `{p.name}` of `{d.name}` {what}: {self.gb.label_shaped(vid)}",
+                       self.gb.span,
                        notes=(f"`{d.name}` declares `{p.name}` at line {p.span.line}",))
 
     def _grad(self, node: A.Call, kids):

@@ -458,3 +458,22 @@ def test_bce_matches_torch_on_random_broadcasts(shapes, op, seed):
     assert_close(value, want)
     for k in ("p", "y"):
         assert_close(table[k], want_grads[k])
+
+
+def test_a_rule_whose_cotangent_misses_a_broadcast_axis_is_reported_at_build_not_crashing_numpy(monkeypatch):
+    # The engine's guard, tried with a deliberately wrong rule (the target's cotangent left at the
+    # prediction's shape, as bce_with_logits had it): a located diagnostic, not an IndexError at run time.
+    import dataclasses
+
+    from graphdsl.ops import REGISTRY
+
+    def narrow_rule(b, n):
+        z, y = n.args
+        return [b.op("mul", n.g, z), b.op("neg", b.op("mul", n.g, z))]
+
+    monkeypatch.setitem(REGISTRY, "bce_with_logits", dataclasses.replace(REGISTRY["bce_with_logits"],
+                                                                         vjp=narrow_rule))
+    diag, _ = _grad_error("input z : []\ninput t : [1]\nJ = bce_with_logits(z, t)\n",
+                          {"z": np.array(0.3), "t": np.array([0.2])})
+    assert diag.code == "E204" and diag.message.startswith("internal: the cotangent of `t` from `bce_with_logits`")
+    assert diag.span.line == 3 and not INTERNAL_ID.search(diag.message)
