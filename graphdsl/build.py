@@ -103,16 +103,18 @@ class _Builder:
                                    help=("every name is defined once; give this one a new name",))
                 else:
                     self.later[name] = span
-            if isinstance(stmt, A.Def) and stmt.name not in self.defs:
+            if isinstance(stmt, A.Def) and stmt.name not in self.defs and stmt.name not in self.refused_defs:
+                if not self._params_distinct(stmt):  # its calls would only repeat the error
+                    self.refused_defs.add(stmt.name)
+                    continue
                 self.defs[stmt.name] = stmt
-                self._check_params(stmt)
                 if "grad" in _called_names(stmt):
                     self.differentiating.add(stmt.name)
                 if stmt.name in REGISTRY or stmt.name in BUILTINS:
                     self.rep.warn("W003", f"def `{stmt.name}` shadows the builtin of the same name",
                                   stmt.name_span)
 
-    def _check_params(self, d: A.Def):
+    def _params_distinct(self, d: A.Def) -> bool:
         seen = {}
         for p in d.params:
             if p.name in seen:
@@ -121,6 +123,7 @@ class _Builder:
                                help=("give each parameter its own name",))
             else:
                 seen[p.name] = p.span
+        return len(seen) == len(d.params)
 
     def _check_recursion(self):
         """A def may not call itself, directly or through others (calls are inlined)."""
@@ -694,8 +697,8 @@ class _Builder:
         if wrt.get("dim"):
             self.rep.error("E103", f"cannot differentiate with respect to dim `{node.args[1].id}`: a dim is a "
                                    "size, fixed for the run", node.args[1].span,
-                           help=(f"to differentiate with respect to a number, declare it: "
-                                 f"`const {node.args[1].id} = ...` or `input {node.args[1].id} : []`",))
+                           help=("to differentiate with respect to a number, hold it in a value of its own, "
+                                 "e.g. `const k = 3` or `input k : []`",))
             return self._placeholder()
         try:
             return gradient_node(self.gb, kids[0], kids[1])

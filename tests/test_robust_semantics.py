@@ -237,7 +237,7 @@ def test_power_with_a_named_exponent_differentiates_twice_as_torch():
 # ---- 5. def parameters: duplicates, keyword arguments -----------------------------------------
 
 def test_a_repeated_def_parameter_is_an_error_at_the_second():
-    diag, _ = error_of("def f(a, a) = a\ny = f(1, 2)\n")
+    diag, _ = error_of("def f(a, a) = a\ny = f(1, 2)\nz = f(a=1, c=2)\n")  # the calls add nothing
     assert diag.code == "E104" and (diag.span.line, diag.span.col) == (1, 10)
     assert "parameter `a` appears twice in def `f`" in diag.message
 
