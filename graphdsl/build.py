@@ -724,7 +724,7 @@ def _def_arguments(d: A.Def, node: A.Call):
     """
     names = [p.name for p in d.params]
     if len(node.args) > len(names) or (not node.kwargs and len(node.args) != len(names)):
-        return tuple(node.args), {}, f"`{d.name}` takes {_count(len(names), 'argument')} but " \
+        return tuple(node.args), {}, f"`{d.name}` takes {_plural(len(names), 'argument')} but " \
                                      f"{len(node.args)} {'were' if len(node.args) != 1 else 'was'} given"
     bound = dict(zip(names, node.args))
     for kw in node.kwargs:
@@ -739,12 +739,12 @@ def _def_arguments(d: A.Def, node: A.Call):
         bound[kw.name] = kw.value
     missing = [n for n in names if n not in bound]
     if missing:
-        return tuple(bound.values()), {}, f"`{d.name}` is missing {_count(len(missing), 'argument')}: " + \
+        return tuple(bound.values()), {}, f"`{d.name}` is missing {_plural(len(missing), 'argument')}: " + \
             ", ".join(f"`{n}`" for n in missing)
     return tuple(bound[n] for n in names), {}, None
 
 
-def _count(k: int, noun: str) -> str:
+def _plural(k: int, noun: str) -> str:
     return f"{k} {noun}{'s' if k != 1 else ''}"
 
 
