@@ -477,3 +477,11 @@ def test_a_rule_whose_cotangent_misses_a_broadcast_axis_is_reported_at_build_not
                           {"z": np.array(0.3), "t": np.array([0.2])})
     assert diag.code == "E204" and diag.message.startswith("internal: the cotangent of `t` from `bce_with_logits`")
     assert diag.span.line == 3 and not INTERNAL_ID.search(diag.message)
+
+
+def test_cli_grad_with_respect_to_a_dim_says_it_is_a_dim(tmp_path):
+    path = tmp_path / "m.gdsl"
+    path.write_text("dim n = 3\ninput x : [n]\nJ = sum(x) * n\n")
+    code, out, err = run_cli("grad", path, "--set", "x=[1, 2, 3]", "--wrt", "n")
+    assert code == 1 and "error[E103]" in err and "cannot differentiate with respect to a dim" in err
+    assert "m.gdsl:1:5" in err and out == ""
