@@ -229,8 +229,12 @@ def _code_name(g, vid, source) -> str | None:
     if pair:
         of, var = (_code_name(g, p, source) for p in pair)
         if of is not None and var is not None:
-            return f"d{of}/d{var if var.isidentifier() else '(' + var + ')'}"
+            return f"d{_grouped(of)}/d{_grouped(var)}"
     return None
+
+
+def _grouped(code: str) -> str:
+    return code if code.isidentifier() else f"({code})"
 
 
 def source_text(source: Source | None, span) -> str | None:
