@@ -217,6 +217,20 @@ def test_grad_of_a_power_with_literal_arguments(call, want):
     assert_close(graphdsl.parse(text).eval({})["z"], want)
 
 
+@pytest.mark.parametrize("body", ["sin(a) * a", "exp(a) / (1 + a * a)", "tanh(a) ** 3", "softplus(a) * sigmoid(a)",
+                                  "log1p(a * a) - sqrt(a * a + 1)"])
+def test_grad_in_a_def_is_the_same_for_a_literal_and_for_an_input(body):
+    # The literal call and the input call must agree with each other and with central differences.
+    point = [0.3, -1.2, 2.0]
+    of_x = re.sub(r"\ba\b", "x", body)
+    text = (f"def f(a) = grad(sum({body}), a)\ninput x : [3]\nby_input = f(x)\nby_literal = f({point})\n"
+            f"J = sum({of_x})\noutput by_input, by_literal\n")
+    x = {"x": np.array(point)}
+    out = graphdsl.parse(text).eval(x)
+    assert_close(out["by_literal"], out["by_input"])
+    assert_close(out["by_literal"], fd_grad(text, x, "x"), rtol=1e-6, atol=FD_TOL)
+
+
 @pytest.mark.parametrize("decl", ["t = 1", "const t = 1"])
 def test_second_derivative_with_respect_to_a_named_constant_equal_to_one(decl):
     # h = d(y^2)/dx with y = x t is 2 x t^2; dh/dt = 4 x t. The constant 1 must stay a node (not x * 1 -> x).
