@@ -206,7 +206,7 @@ def describe(g, vid: str, source: Source | None, shape=False) -> str:
     With `shape` (a shape tuple, or None for unknown), the shape follows: `W1 : [m=3, d=4]`.
     """
     node = g._node[vid]
-    code = _code_name(g, vid, source)
+    code = _code_name(g, vid)
     suffix = "" if shape is False else f" : {fmt_shape(shape)}"
     if code is not None:
         return f"`{code}{suffix}`"
@@ -218,7 +218,7 @@ def describe(g, vid: str, source: Source | None, shape=False) -> str:
     return f"{what} {part} {place}" + (f" (shape {fmt_shape(shape)})" if suffix else "")
 
 
-def _code_name(g, vid, source) -> str | None:
+def _code_name(g, vid) -> str | None:
     node = g._node[vid]
     name = node.get("name")
     if node.get("text"):
@@ -227,7 +227,7 @@ def _code_name(g, vid, source) -> str | None:
         return name
     pair = node.get("adjoint_of")
     if pair:
-        of, var = (_code_name(g, p, source) for p in pair)
+        of, var = (_code_name(g, p) for p in pair)
         if of is not None and var is not None:
             return f"d{_grouped(of)}/d{_grouped(var)}"
     return None
