@@ -180,6 +180,10 @@ class Model:
                   [n for n, d in built.decls.items() if d.kind == "input"]
         wrt = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt)]
         for w in wrt:
+            if w in built.dims:
+                raise GraphDSLError(Diagnostic("E103", f"--wrt `{w}`: cannot differentiate with respect to a dim, "
+                                                       "a size fixed for the run", built.dim_span(w),
+                                               help=(f"values: {', '.join(built.decls)}",)), self.source)
             if w not in built.decls and w not in built.assigned:
                 raise GraphDSLError(Diagnostic("E101", f"--wrt `{w}`: no such value in the model",
                                                help=(f"values: {', '.join(built.decls)}",)), self.source)

@@ -11,13 +11,9 @@ from collections import Counter
 import networkx as nx
 
 from .diagnostics import Diagnostic, GraphDSLError
-from .graph import GraphBuilder, _same_shape, topological_order
+from .graph import GraphBuilder, _same_shape, is_fixed_const, topological_order
 from .ops import REGISTRY, fmt_shape
-from .ops.base import ShapeError, same_dim
-
-
-class UnknownShape(Exception):
-    """Reverse mode met an operator whose rule needs shapes that are not known yet (check time)."""
+from .ops.base import ShapeError, UnknownShape, same_dim
 
 
 class _OpView:
@@ -52,12 +48,12 @@ def gradients(gb: GraphBuilder, of: str, wrt: list[str]) -> dict[str, str]:
 def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
     shape = gb.shape(of)
     if shape is not None and any(d.size != 1 for d in shape if d.size is not None) and len(shape) > 0:
-        raise GraphDSLError(Diagnostic("E204", f"can only differentiate a scalar, but `{gb.label(of)}` has "
+        raise GraphDSLError(Diagnostic("E204", f"can only differentiate a scalar, but {gb.label(of)} has "
                                                f"shape {fmt_shape(shape)}", gb.g.nodes[of].get("span"),
                                        help=("reduce it first, e.g. sum(...) or mean(...)",)), gb.source)
     g = gb.g
     upstream = nx.ancestors(g, of) | {of}
-    needed = {v for v in upstream if g.nodes[v]["kind"] == "var" and _differentiable_leafward(g, v)}
+    needed = {v for v in upstream if g.nodes[v]["kind"] == "var" and not is_fixed_const(g.nodes[v])}
     saved = gb.phase, gb.span, gb.call
     gb.phase = "backward"
     try:
@@ -65,12 +61,6 @@ def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
     finally:
         gb.phase, gb.span, gb.call = saved
         gb.finish()
-
-
-def _differentiable_leafward(g, v) -> bool:
-    """Anonymous literals and dims never need a cotangent."""
-    node = g.nodes[v]
-    return not (node["role"] == "const" and (node.get("anonymous") or node.get("dim")))
 
 
 def _walk(gb, of, upstream, needed):
@@ -149,14 +139,21 @@ def _unbroadcast(gb, ct, arg, op_id) -> str:
     want, have = gb.shape(arg), gb.shape(ct)
     if want is None or have is None:
         return ct
-    if not _same_shape(have, want):
+    if not _same_shape(have, want) and _sums_to(have, want):  # else a rule's bug, reported below
         ct = gb.op("sum_to", ct, like=arg)
         have = gb.shape(ct)
     if have is not None and (len(have) != len(want) or any(same_dim(a, b) is False for a, b in zip(have, want))):
         raise GraphDSLError(Diagnostic(
-            "E204", f"internal: the cotangent of `{gb.label(arg)}` from `{op_id}` has shape {fmt_shape(have)}, "
-                    f"not {fmt_shape(want)}", gb.span), gb.source)
+            "E204", f"internal: the cotangent of {gb.label(arg)} from `{gb.g.nodes[op_id]['op']}` has shape "
+                    f"{fmt_shape(have)}, not {fmt_shape(want)}", gb.span), gb.source)
     return ct
+
+
+def _sums_to(have, want) -> bool:
+    """Whether a cotangent of shape `have` can be summed back to `want` (want broadcasts to have)."""
+    if len(have) < len(want):
+        return False
+    return all(w.size == 1 or same_dim(h, w) is not False for h, w in zip(have[len(have) - len(want):], want))
 
 
 def _zero_adjoint(gb, of, w) -> str:

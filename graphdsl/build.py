@@ -14,7 +14,7 @@ import numpy as np
 from . import ast as A
 from .consteval import BIN, NotConstant, const_eval, whole
 from .diagnostics import Reporter, Source, suggest
-from .graph import GraphBuilder
+from .graph import GraphBuilder, source_text
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
 from .ops.base import Dim, same_dim
 
@@ -76,6 +76,7 @@ class _Builder:
         self.implicit: set[str] = set()
         self._splits: dict[int, tuple] = {}  # id(call node) -> (node, its _call_inputs); node kept alive
         self.refused_defs: set[str] = set()  # defs already reported (recursive, too large)
+        self.differentiating: set[str] = set()  # defs whose body calls grad (see _bind_params)
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
@@ -102,11 +103,27 @@ class _Builder:
                                    help=("every name is defined once; give this one a new name",))
                 else:
                     self.later[name] = span
-            if isinstance(stmt, A.Def) and stmt.name not in self.defs:
+            if isinstance(stmt, A.Def) and stmt.name not in self.defs and stmt.name not in self.refused_defs:
+                if not self._params_distinct(stmt):  # its calls would only repeat the error
+                    self.refused_defs.add(stmt.name)
+                    continue
                 self.defs[stmt.name] = stmt
+                if "grad" in _called_names(stmt):
+                    self.differentiating.add(stmt.name)
                 if stmt.name in REGISTRY or stmt.name in BUILTINS:
                     self.rep.warn("W003", f"def `{stmt.name}` shadows the builtin of the same name",
                                   stmt.name_span)
+
+    def _params_distinct(self, d: A.Def) -> bool:
+        seen = {}
+        for p in d.params:
+            if p.name in seen:
+                self.rep.error("E104", f"parameter `{p.name}` appears twice in def `{d.name}`", p.span,
+                               notes=(f"first at line {seen[p.name].line}, column {seen[p.name].col}",),
+                               help=("give each parameter its own name",))
+            else:
+                seen[p.name] = p.span
+        return len(seen) == len(d.params)
 
     def _check_recursion(self):
         """A def may not call itself, directly or through others (calls are inlined)."""
@@ -351,7 +368,7 @@ class _Builder:
         vid = self._visit_node(node, kids, scope)
         data = self.gb.g.nodes[vid]
         if data.get("anonymous") and "text" not in data:
-            data["text"] = _source_text(self.source, node.span)
+            data["text"] = source_text(self.source, node.span)
         return vid
 
     def _visit_node(self, node, kids, scope):
@@ -467,7 +484,9 @@ class _Builder:
     def _call_inputs(self, node: A.Call):
         """(expressions lowered as graph inputs, static keyword expressions, error or None)."""
         name = ALIASES.get(node.func, node.func)
-        if name == "grad" or name in self.defs or name not in REGISTRY or REGISTRY[name].internal:
+        if name in self.defs:
+            return _def_arguments(self.defs[name], node)
+        if name == "grad" or name not in REGISTRY or REGISTRY[name].internal:
             return tuple(node.args), {}, None
         op = REGISTRY[name]
         args = list(node.args)
@@ -599,11 +618,9 @@ class _Builder:
         return self.gb.emit("opaque", list(kids), {"func": node.func})
 
     def _inline(self, d: A.Def, node: A.Call, kids):
-        if node.kwargs or len(kids) != len(d.params):
-            self.rep.error("E103", f"`{d.name}` takes {len(d.params)} argument"
-                           f"{'s' if len(d.params) != 1 else ''} but {len(kids) + len(node.kwargs)} "
-                           f"{'were' if len(kids) + len(node.kwargs) != 1 else 'was'} given", node.span,
-                           notes=(f"`{d.name}` is defined at line {d.span.line}",))
+        error = self._split_call(node)[2]
+        if error:
+            self.rep.error("E103", error, node.span, notes=(f"`{d.name}` is defined at line {d.span.line}",))
             return self._placeholder()
         if len(self.gb.call) >= MAX_INLINE_DEPTH:
             self.rep.error("E105", f"defs nested more than {MAX_INLINE_DEPTH} deep", node.span)
@@ -614,7 +631,7 @@ class _Builder:
         self.gb.call = outer_call + (label,)
         self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
         errors_before = len(self.rep.errors)
-        scope = self._bind_params(d, kids)
+        scope = self._bind_params(d, kids, label)
         if len(self.rep.errors) > errors_before:  # arguments that do not fit would only cascade
             self.gb.call, self.gb.span = outer_call, outer_span
             return self._placeholder()
@@ -634,7 +651,14 @@ class _Builder:
         self.rep.error("E104", f"`{stmt.name}` is assigned twice in this def", stmt.name_span)
         return self._placeholder()
 
-    def _bind_params(self, d: A.Def, kids):
+    def _bind_params(self, d: A.Def, kids, label):
+        """Check the arguments against the declared shapes; map each parameter to its node.
+
+        In a def that calls grad, each parameter is a value of its own (an identity
+        node), as in Python: `grad(a*a, a)` must differentiate with respect to `a`
+        even when the call passes a literal or a dim (which grad never differentiates
+        with respect to) or passes one value for two parameters (`f(x, x)`).
+        """
         local_dims: dict[str, Dim] = {}
         for p, vid in zip(d.params, kids):
             shape = self.gb.shape(vid)
@@ -652,11 +676,14 @@ class _Builder:
                     seen = local_dims.setdefault(want.name, got)
                     if same_dim(seen, got) is False:
                         self._param_mismatch(d, p, vid, f"has {got} where {want.name} = {seen} is bound")
-        return {p.name: vid for p, vid in zip(d.params, kids)}
+        if d.name not in self.differentiating:
+            return {p.name: vid for p, vid in zip(d.params, kids)}
+        return {p.name: self.gb.bind(vid, f"{label}.{p.name}", p.name, rename=False, span=p.span)
+                for p, vid in zip(d.params, kids)}
 
     def _param_mismatch(self, d, p, vid, what):
-        self.rep.error("E202", f"argument `{p.name}` of `{d.name}` {what}: "
-                               f"`{self.gb.label(vid)} : {fmt_shape(self.gb.shape(vid))}`", self.gb.span,
+        self.rep.error("E202", f"argument `{p.name}` of `{d.name}` {what}: {self.gb.label_shaped(vid)}",
+                       self.gb.span,
                        notes=(f"`{d.name}` declares `{p.name}` at line {p.span.line}",))
 
     def _grad(self, node: A.Call, kids):
@@ -665,6 +692,13 @@ class _Builder:
         if len(kids) != 2 or node.kwargs or not isinstance(node.args[1], A.Name):
             self.rep.error("E103", "grad takes two arguments: grad(y, x) with x a name", node.span,
                            help=("for example `g = grad(J, W1)`",))
+            return self._placeholder()
+        wrt = self.gb.g.nodes[kids[1]]
+        if wrt.get("dim"):
+            self.rep.error("E103", f"cannot differentiate with respect to dim `{node.args[1].id}`: a dim is a "
+                                   "size, fixed for the run", node.args[1].span,
+                           help=("to differentiate with respect to a number, hold it in a value of its own, "
+                                 "e.g. `const k = 3` or `input k : []`",))
             return self._placeholder()
         try:
             return gradient_node(self.gb, kids[0], kids[1])
@@ -681,6 +715,37 @@ def _static_literal(key, value):
     if key in ("axis", "axes"):
         return whole(value)
     return float(value)
+
+
+def _def_arguments(d: A.Def, node: A.Call):
+    """A def call's argument expressions in parameter order, bound as Python binds them.
+
+    Returns (expressions, {}, error message or None) like _call_inputs.
+    """
+    names = [p.name for p in d.params]
+    if len(node.args) > len(names) or (not node.kwargs and len(node.args) != len(names)):
+        return tuple(node.args), {}, f"`{d.name}` takes {_plural(len(names), 'argument')} but " \
+                                     f"{len(node.args)} {'were' if len(node.args) != 1 else 'was'} given"
+    bound = dict(zip(names, node.args))
+    for kw in node.kwargs:
+        if kw.name in bound:
+            how = "by keyword" if kw.name not in names[:len(node.args)] else "by position and by keyword"
+            return tuple(node.args), {}, f"argument `{kw.name}` of `{d.name}` is given twice ({how})"
+        if kw.name not in names:
+            near = suggest(kw.name, names)
+            hint = f"did you mean `{near}=`?" if near else \
+                f"its parameters are {', '.join(f'`{n}`' for n in names)}" if names else "it takes none"
+            return tuple(node.args), {}, f"`{d.name}` has no parameter `{kw.name}`; {hint}"
+        bound[kw.name] = kw.value
+    missing = [n for n in names if n not in bound]
+    if missing:
+        return tuple(bound.values()), {}, f"`{d.name}` is missing {_plural(len(missing), 'argument')}: " + \
+            ", ".join(f"`{n}`" for n in missing)
+    return tuple(bound[n] for n in names), {}, None
+
+
+def _plural(k: int, noun: str) -> str:
+    return f"{k} {noun}{'s' if k != 1 else ''}"
 
 
 def _defined_names(stmt):
@@ -742,12 +807,3 @@ def _is_literal(node) -> bool:
         elif not isinstance(n, (A.Num, A.Bool)):
             return False
     return True
-
-
-def _source_text(source: Source, span) -> str | None:
-    if span is None:
-        return None
-    text = source.text[span.start:span.end]
-    return text if len(text) <= 40 and "\n" not in text else None
-
-

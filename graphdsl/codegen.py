@@ -14,6 +14,7 @@ import numpy as np
 from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, GraphDSLError
+from .graph import is_fixed_const
 from .ops import REGISTRY, concrete
 
 if TYPE_CHECKING:
@@ -78,8 +79,7 @@ class _Program:
             self.phase[n] = data.get("phase", "forward")
         for name, _ in plan.leaves:
             data = g._node[name]
-            foldable = data["role"] == "const" and (data.get("anonymous") or data.get("dim")) \
-                and data.get("value") is not None
+            foldable = is_fixed_const(data) and data.get("value") is not None
             if optimize and foldable:
                 self.consts[name] = data["value"]
             else:

@@ -75,8 +75,13 @@ class GraphBuilder:
         return self.g._node[vid]["shape"]
 
     def const_value(self, vid: str):
+        """The value of a fixed constant (a literal, an engine constant, a dim's size), else None.
+
+        A named constant (`const k = 3`, `t = 1`) is left out: grad may differentiate
+        with respect to it, so rules and simplifications must keep it as a node.
+        """
         node = self.g._node[vid]
-        return node.get("value") if node["role"] == "const" else None
+        return node.get("value") if is_fixed_const(node) else None
 
     def producer(self, vid: str):
         """The op node that computes vid, or None for a leaf."""
@@ -123,7 +128,7 @@ class GraphBuilder:
             return None
 
     def _shape_error(self, err: ShapeError, ids):
-        labels = [f"`{self.label(u)} : {fmt_shape(self.shape(u))}`" for u in ids]
+        labels = [self.label_shaped(u) for u in ids]
         message = err.message.format(*labels, *([""] * 4))
         if self.phase == "backward":
             raise GraphDSLError(Diagnostic(err.code, f"in reverse mode: {message}", self.span, "error",
@@ -131,8 +136,11 @@ class GraphBuilder:
         self.reporter.error(err.code, message, self.span, err.notes, err.help)
 
     def label(self, vid: str) -> str:
-        node = self.g._node[vid]
-        return node.get("text") or node.get("name") or vid
+        """The value as diagnostics name it (see `describe`)."""
+        return describe(self.g, vid, self.source)
+
+    def label_shaped(self, vid: str) -> str:
+        return describe(self.g, vid, self.source, shape=self.shape(vid))
 
     def _simplify(self, name, ids, attrs):
         """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T."""
@@ -188,6 +196,58 @@ class GraphBuilder:
         for u, _, k in preds:
             self._add_edge(u, new, k)
             self.g._node[u]["out"] = new
+
+
+def describe(g, vid: str, source: Source | None, shape=False) -> str:
+    """A value as diagnostics name it, quoted: `W1`, `W1 @ x`, `dJ/d(W1 @ x)`.
+
+    Never an internal id (`%78`, `dJ/d%4`): a value without a name or source text
+    of its own (a term reverse mode added) is named by the expression it belongs to.
+    With `shape` (a shape tuple, or None for unknown), the shape follows: `W1 : [m=3, d=4]`.
+    """
+    node = g._node[vid]
+    code = _code_name(g, vid)
+    suffix = "" if shape is False else f" : {fmt_shape(shape)}"
+    if code is not None:
+        return f"`{code}{suffix}`"
+    op = next(iter(g._pred[vid]), None)
+    what = f"a `{g._node[op]['op']}` term" if op is not None else "a value"
+    where = source_text(source, node.get("span"))
+    place = f"`{where}`" if where else (f"line {node['span'].line}" if node.get("span") else "the model")
+    part = "of the gradient through" if node.get("phase") == "backward" else "in"
+    return f"{what} {part} {place}" + (f" (shape {fmt_shape(shape)})" if suffix else "")
+
+
+def _code_name(g, vid) -> str | None:
+    node = g._node[vid]
+    name = node.get("name")
+    if node.get("text"):
+        return node["text"]
+    if name and not node.get("anonymous") and "%" not in name:
+        return name
+    pair = node.get("adjoint_of")
+    if pair:
+        of, var = (_code_name(g, p) for p in pair)
+        if of is not None and var is not None:
+            return f"d{_grouped(of)}/d{_grouped(var)}"
+    return None
+
+
+def _grouped(code: str) -> str:
+    return code if code.isidentifier() else f"({code})"
+
+
+def source_text(source: Source | None, span) -> str | None:
+    """The source text under span, when it is short enough to quote on one line."""
+    if span is None or source is None:
+        return None
+    text = source.text[span.start:span.end]
+    return text if len(text) <= 40 and "\n" not in text else None
+
+
+def is_fixed_const(node: dict) -> bool:
+    """A constant grad never differentiates with respect to: a literal or a dim's size."""
+    return node["role"] == "const" and bool(node.get("anonymous") or node.get("dim"))
 
 
 def _is_scalar(value, target: float) -> bool:

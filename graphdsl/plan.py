@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError
-from .graph import topological_order
+from .graph import describe, topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
 from .codegen import _leaf_value, _Program
@@ -101,7 +101,7 @@ class Plan:
         sizes = concrete(data["shape"])
         if sizes is not None and math.prod(sizes) > max_elements:
             raise GraphDSLError(Diagnostic(
-                "E303", f"`{data.get('name') or data.get('text') or n}` would hold {math.prod(sizes):,} elements "
+                "E303", f"{describe(self.graph, n, self.source)} would hold {math.prod(sizes):,} elements "
                         f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
                 help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
@@ -195,9 +195,9 @@ class Plan:
             k = failed[0] + 1 if failed else 0
             op_id = self.step_ops[k]
             node, out = self.graph.nodes[op_id], self.graph.nodes[self.graph.nodes[op_id]["out"]]
-            label = out.get("name") or out.get("text") or node["out"]
+            what = describe(self.graph, node["out"], self.source)
             return GraphDSLError(Diagnostic(
-                "E305", f"cannot evaluate `{label}` ({node['op']}): {text}", node.get("span") or out.get("span"),
+                "E305", f"cannot evaluate {what} ({node['op']}): {text}", node.get("span") or out.get("span"),
                 help=("check the sizes and values of the data (an empty axis has no max, min or softmax)",)),
                 self.source)
         return GraphDSLError(Diagnostic("E305", f"cannot evaluate the model: {text}"), self.source)
@@ -224,9 +224,8 @@ class Plan:
     def _nonfinite_error(self, vid, value, how):
         data = self.graph.nodes[vid]
         kind = "NaN" if np.any(np.isnan(value)) else "Inf"
-        label = data.get("name") or data.get("text") or vid
         raise GraphDSLError(Diagnostic(
-            "E302", f"`{label}` {how or 'is the first value that'} contains {kind}", data.get("span"),
+            "E302", f"{describe(self.graph, vid, self.source)} {how or 'is the first value that'} contains {kind}", data.get("span"),
             notes=(f"{int(np.sum(~np.isfinite(value)))} of {np.size(value)} elements are not finite",),
             help=("check the inputs and the scale of the weights, or pass --allow-nonfinite to go on",)),
             self.source)

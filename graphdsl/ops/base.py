@@ -41,6 +41,13 @@ def concrete(shape) -> tuple[int, ...] | None:
     return tuple(d.size for d in shape)
 
 
+class UnknownShape(Exception):
+    """A reverse-mode rule needs sizes that are not known yet (check time, free dims).
+
+    The builder then defers: grad(y, x) has x's shape until the data bind the sizes.
+    """
+
+
 class ShapeError(Exception):
     """Raised by a shape rule; `{0}`, `{1}` in the message name the arguments."""
 

@@ -93,11 +93,16 @@ _binary("minimum", np.minimum,
 
 
 def _clip_vjp(b, n):
+    # PyTorch's clamp: x passes the gradient where lo <= x <= hi (ties included); lo
+    # where x < lo < hi; hi where x > hi or hi < lo, since with lo > hi the result is
+    # hi everywhere (min(max(x, lo), hi)). At lo == hi neither bound gets it.
     x, lo, hi = n.args
     inside = b.op("mul", b.op("ge", x, lo), b.op("le", x, hi))
+    below = b.op("mul", b.op("lt", x, lo), b.op("lt", lo, hi)) if n.needs(1) else None
+    above = b.op("maximum", b.op("gt", x, hi), b.op("lt", hi, lo)) if n.needs(2) else None
     return [b.op("mul", n.g, inside),
-            b.op("mul", n.g, b.op("lt", x, lo)) if n.needs(1) else None,
-            b.op("mul", n.g, b.op("gt", x, hi)) if n.needs(2) else None]
+            b.op("mul", n.g, below) if below is not None else None,
+            b.op("mul", n.g, above) if above is not None else None]
 
 
 register(OpDef("clip", lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), broadcast_rule, _clip_vjp,

@@ -76,6 +76,16 @@ register(OpDef("mse", lambda o, y: np.mean((o - y) ** 2), _same_shape_loss, _mse
                latex=r"\mathrm{{mse}}({0}, {1})"))
 
 
+def _over_pairs(b, g_target, diff):
+    """The target's cotangent over every broadcast (prediction, target) pair.
+
+    It is computed from the prediction alone, so it has the prediction's shape; a
+    target that broadcasts to more positions (p : [3, 1] against y : [1, 4]) takes
+    part in each of them, and the engine then sums them back to the target's shape.
+    """
+    return None if g_target is None else b.op("broadcast_to", g_target, like=diff)
+
+
 def _bce(p, y):
     # PyTorch's BCELoss clamps each log at -100 so that p = 0 or 1 stays finite.
     return -np.mean(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
@@ -91,7 +101,7 @@ def _bce_vjp(b, n):
                                  b.op("maximum", b.op("mul", p, b.op("sub", 1.0, p)), 1e-12)))
     gy = b.op("mul", scale, b.op("sub", b.op("maximum", b.op("log1p", b.op("neg", p)), -100.0),
                                  b.op("maximum", b.op("log", p), -100.0))) if n.needs(1) else None
-    return [gp, gy]
+    return [gp, _over_pairs(b, gy, diff)]
 
 
 register(OpDef("bce", _bce, _same_shape_loss, _bce_vjp, (2, 2), latex=r"\mathrm{{bce}}({0}, {1})"))
@@ -107,7 +117,7 @@ def _bce_logits_vjp(b, n):
     scale = b.op("div", n.g, _count(b, diff))
     gz = b.op("mul", scale, diff)
     gy = b.op("neg", b.op("mul", scale, z)) if n.needs(1) else None
-    return [gz, gy]
+    return [gz, _over_pairs(b, gy, diff)]
 
 
 register(OpDef("bce_with_logits", _bce_logits, _same_shape_loss, _bce_logits_vjp, (2, 2),

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dim, OpDef, ShapeError, axes_tuple, broadcast, concrete, norm_axis, register, same_dim
+from .base import (Dim, OpDef, ShapeError, UnknownShape, axes_tuple, broadcast, concrete, norm_axis, register,
+                   same_dim)
 
 
 def _target(attrs):
@@ -18,8 +19,14 @@ def _target(attrs):
 
 def _reshape_shape(shapes, attrs):
     target = _target(attrs)
+    for d in target:
+        if d.size is not None and d.size < -1:
+            raise ShapeError("E204", f"reshape cannot make an axis of size {d.size}",
+                             help=("sizes are whole numbers from 0 up, and at most one -1 for "
+                                   "the size that makes the element count fit",))
     if sum(1 for d in target if d.size == -1) > 1:
-        raise ShapeError("E204", "reshape takes at most one -1")
+        raise ShapeError("E204", "reshape takes at most one -1",
+                         help=("-1 stands for the one size that makes the element count fit",))
     src = concrete(shapes[0]) if shapes[0] is not None else None
     known = [d.size for d in target if d.size != -1]
     if src is None or any(k is None for k in known):
@@ -46,6 +53,10 @@ register(OpDef("reshape", lambda x, shape=None, like=None: np.reshape(x, like if
 
 def _broadcast_to_shape(shapes, attrs):
     target = _target(attrs)
+    for d in target:
+        if d.size is not None and d.size < 0:
+            raise ShapeError("E204", f"broadcast_to cannot make an axis of size {d.size}",
+                             help=("target sizes are whole numbers from 0 up",))
     if shapes[0] is None:
         return target
     bad = ShapeError("E202", f"cannot broadcast {{0}} to [{', '.join(map(str, target))}]",
@@ -82,9 +93,12 @@ def _squeeze_axes(s, attrs):
     if attrs.get("axis") is None:
         return tuple(i for i, d in enumerate(s) if d.size == 1)
     axes = axes_tuple(attrs["axis"], len(s))
-    for a in axes:
+    for a in axes:  # an axis of a free dim is checked when the data give its size
         if s[a].size not in (1, None):
-            raise ShapeError("E204", f"cannot squeeze axis {a} of {{0}}: its size is {s[a]}, not 1")
+            raise ShapeError("E204", f"cannot squeeze axis {a} of {{0}}: squeeze removes an axis of size 1, "
+                                     f"and this one has size {s[a]}",
+                             help=("to drop an axis of any size, index it (x[0]) or reduce it "
+                                   "(sum(x, axis=...))",))
     return axes
 
 
@@ -92,6 +106,8 @@ def _squeeze_shape(shapes, attrs):
     s = shapes[0]
     if s is None:
         return None
+    if attrs.get("axis") is None and any(d.size is None for d in s):
+        return None  # which axes go depends on sizes the data give: the rank is known at run time
     axes = _squeeze_axes(s, attrs)
     return tuple(d for i, d in enumerate(s) if i not in axes)
 
@@ -128,8 +144,8 @@ def _concat_vjp(b, n):
     for a in n.args:
         rank = len(b.shape(a))
         size = b.shape(a)[norm_axis(axis, rank)].size
-        if size is None:
-            raise ShapeError("E204", "the gradient of concat needs the sizes of its parts")
+        if size is None:  # known once the data bind the free dims
+            raise UnknownShape("concat")
         key = (slice(None),) * norm_axis(axis, rank) + (slice(start, start + size),)
         grads.append(b.op("index", n.g, key=key))
         start += size
