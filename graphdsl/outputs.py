@@ -62,8 +62,10 @@ def _resolved(path: str) -> str:
 
 def _how_linked(out: str, other: str) -> tuple[str, ...]:
     """A note saying why two different names are one file."""
-    if os.path.islink(out) or os.path.islink(other):
-        return (f"`{out}` leads to `{os.path.realpath(out)}`, and so does `{other}`",)
+    links = [f"`{p}`" for p in (out, other) if os.path.islink(p)]
+    if links:
+        are = " is a symbolic link" if len(links) == 1 else " are symbolic links"
+        return (" and ".join(links) + are + f" to `{os.path.realpath(out)}`",)
     if _resolved(out) != _resolved(other):
         return (f"`{out}` and `{other}` are hard links to one file",)
     return ()

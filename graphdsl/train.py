@@ -215,10 +215,12 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
                 raise _diverged(model, f"`{of_name}`", step, lr, losses, kept(good, step - 1, time.perf_counter()))
             losses.append(loss)
             good = current  # finite values (checked below, or given) and a finite loss
-            current = opt.step(current, dict(zip(wrt, results[1:])))
-            if not all(np.isfinite(v).all() for v in current.values()):
+            updated = opt.step(current, dict(zip(wrt, results[1:])))
+            if not all(np.isfinite(v).all() for v in updated.values()):
                 raise _diverged(model, "the params", step, lr, losses, kept(good, step, time.perf_counter()))
-            done = step + 1
+            # One statement, so that a signal (KeyboardInterrupt) never separates the params from
+            # their step count: CPython runs signal handlers only at calls and backward jumps.
+            current, done = updated, step + 1
             if progress is not None:
                 progress(done, loss)
             if callback is not None and callback(done, loss, dict(zip(names, current.values()))):
