@@ -62,6 +62,8 @@ def _is_special(path: str) -> bool:
 
 def _target_and_folder(path: str) -> tuple[str, str]:
     """The file to replace (through a symlink: the file it points to) and its folder, or E308."""
+    if "\0" in path:  # the OS refuses it with a ValueError, not an OSError
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: a file name cannot contain a NUL byte"))
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):

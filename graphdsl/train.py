@@ -197,7 +197,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     good = current
 
     def kept(params, updates, now):  # what Diverged keeps: params reached after `updates` steps
-        if updates < 0:
+        if updates < 0 or not _all_finite(params):  # (given initial params may hold an Inf)
             return None
         return TrainResult(dict(zip(names, params.values())), losses[: updates + 1], losses[updates], updates,
                            of_name, True, now - start, dim if batched else None)
@@ -214,9 +214,9 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
             if not math.isfinite(loss):  # the params of `step` updates fail: keep those before them
                 raise _diverged(model, f"`{of_name}`", step, lr, losses, kept(good, step - 1, time.perf_counter()))
             losses.append(loss)
-            good = current  # finite values (checked below, or given) and a finite loss
+            good = current  # a finite loss, and finite values unless given so (kept() checks)
             updated = opt.step(current, dict(zip(wrt, results[1:])))
-            if not all(np.isfinite(v).all() for v in updated.values()):
+            if not _all_finite(updated):
                 raise _diverged(model, "the params", step, lr, losses, kept(good, step, time.perf_counter()))
             # One statement, so that a signal (KeyboardInterrupt) never separates the params from
             # their step count: CPython runs signal handlers only at calls and backward jumps.
@@ -232,6 +232,10 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)
+
+
+def _all_finite(params: dict) -> bool:
+    return all(np.isfinite(v).all() for v in params.values())
 
 
 def _param_names(model, compiled, params):

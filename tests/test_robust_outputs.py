@@ -155,6 +155,11 @@ def test_a_different_output_is_written(folder):
     assert code == 0 and (folder / "g.dot").read_text().startswith("digraph"), err
 
 
+def test_an_output_name_with_a_nul_byte_is_a_diagnostic(folder):
+    code, _, err = run_cli("grad", "m.gdsl", "--save", "a\0b.npz")
+    assert code == 1 and "error[E308]" in err and "NUL byte" in err and "internal error" not in err, err
+
+
 def test_devices_are_not_clashes():
     """/dev/null read and written is one device, written straight through: nothing to destroy."""
     code, out, err = run_cli("render", "/dev/null", "-o", "/dev/null", "--format", "dot")
