@@ -29,7 +29,6 @@ def check_outputs(outputs: Iterable[Named], inputs: Iterable[Named], force: bool
     inputs = [i for i in inputs if i.path and os.path.exists(i.path)]  # a missing input is reported by its reader
     seen: list[Named] = []
     for out in (o for o in outputs if o.path):
-        check_writable(out.path, force, out.what)
         for other in inputs:
             if same_file(out.path, other.path):
                 fail("E308", f"{out.what} `{out.path}` is {other.what} `{other.path}` that this command reads: "
@@ -40,6 +39,7 @@ def check_outputs(outputs: Iterable[Named], inputs: Iterable[Named], force: bool
                 fail("E308", f"{out.what} `{out.path}` and {other.what} `{other.path}` are the same file: "
                              "the second write would destroy the first", notes=_how_linked(out.path, other.path),
                      help=(f"choose another file for {out.what}",))
+        check_writable(out.path, force, out.what)  # after the clashes: --force never allows those
         seen.append(out)
 
 
@@ -49,6 +49,8 @@ def same_file(a: str, b: str) -> bool:
     Devices and pipes are written straight through and never replaced, so
     `/dev/stdout` next to `/dev/stdin` (one terminal) is not a clash.
     """
+    if "\0" in a or "\0" in b:  # no file has such a name (check_writable says so)
+        return False
     try:
         sa, sb = os.stat(a), os.stat(b)
     except OSError:  # one does not exist: the same file only if both names lead to the same place

@@ -137,6 +137,13 @@ def test_an_output_that_leads_to_the_model_is_refused(folder, monkeypatch, how, 
     assert os.path.samefile(other, "m.gdsl") and leftovers(folder) == []
 
 
+def test_force_never_allows_writing_over_an_input(folder):
+    os.chmod(folder / "m.gdsl", 0o444)  # the clash is the message, not the protection
+    code, _, err = run_cli("grad", "m.gdsl", "--save", "m.gdsl", "--force")
+    assert code == 1 and "is the model file `m.gdsl`" in err and "write-protected" not in err, err
+    assert (folder / "m.gdsl").read_text(encoding="utf-8") == QUADRATIC
+
+
 def test_two_outputs_that_are_one_file_are_refused(folder, monkeypatch):
     no_work(monkeypatch)
     os.symlink("p.png", folder / "q.png")  # the target need not exist yet
