@@ -1,7 +1,8 @@
 """The command line: a thin layer over the Python API that never shows a traceback.
 
 Exit status: 0 success; 1 an error in the model or its data (diagnostics on
-stderr); 2 a usage error; 130 interrupted.
+stderr); 2 a usage error; 128 + the signal's number when stopped by a signal
+(130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .commands import MODULES
-from .commands.common import UsageError
+from .commands.common import UsageError, check_command_outputs
 from .diagnostics import Diagnostic, GraphDSLError
 from .fileio import dumps
 
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             if not getattr(args, "debug", False):  # NumPy's RuntimeWarnings are not for users: E302 says it
                 warnings.simplefilter("ignore")
+            check_command_outputs(args)  # every command's output files, before any work
             return args.run(args, out)
     except GraphDSLError as err:
         out.fail(err)
@@ -95,9 +97,9 @@ def main(argv=None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write(f"graphdsl: error: {err}\n")
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         sys.stderr.write("graphdsl: interrupted\n")
-        return 130
+        return 128 + getattr(err, "signum", 2)  # 130 for Ctrl-C
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -17,19 +18,41 @@ import numpy as np
 from .diagnostics import Diagnostic, GraphDSLError
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike, force: bool = False, option: str = "") -> None:
     """Raise E308 now if `path` cannot be written, before hours of work (training) are spent.
 
     The same checks atomic_write makes first: the folder exists, is a folder and is
-    writable, and the path is not a directory. Devices and pipes pass.
+    writable, the path is not a directory, and an existing file is not write-protected
+    (unless `force`). Devices and pipes pass. `option` names the path in that last message.
     """
     path = os.fspath(path)
     if _is_special(path):
         return
-    _, folder = _target_and_folder(path)
+    target, folder = _target_and_folder(path)
     if not os.access(folder, os.W_OK):
         raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: the folder `{os.path.dirname(path) or '.'}` "
                                                "is not writable", help=("choose another path",)))
+    _refuse_write_protected(path, target, force, option)
+
+
+def _refuse_write_protected(path: str, target: str, force: bool, option: str = "") -> None:
+    """E308 when `target` exists and the user may not write it, unless forced.
+
+    The atomic rename needs only the folder's write permission, so without this a
+    read-only file would be replaced silently. access() says yes to root whatever the
+    mode, so a file with no write bit at all counts as protected for root too.
+    """
+    if force:
+        return
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:  # no such file yet: nothing to protect
+        return
+    if not stat.S_ISREG(mode) or (mode & 0o222 and os.access(target, os.W_OK)):
+        return
+    raise GraphDSLError(Diagnostic(
+        "E308", f"cannot write {option + ' ' if option else ''}`{path}`: the file is write-protected (mode {stat.filemode(mode)[1:]})",
+        help=("replace it anyway with --force (Python: force=True), make it writable, or choose another path",)))
 
 
 def _is_special(path: str) -> bool:
@@ -39,6 +62,8 @@ def _is_special(path: str) -> bool:
 
 def _target_and_folder(path: str) -> tuple[str, str]:
     """The file to replace (through a symlink: the file it points to) and its folder, or E308."""
+    if "\0" in path:  # the OS refuses it with a ValueError, not an OSError
+        raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: a file name cannot contain a NUL byte"))
     target = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
@@ -56,7 +81,8 @@ def _target_and_folder(path: str) -> tuple[str, str]:
     return target, folder
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | str, force: bool = False) -> None:
+    """Write `data` to `path` atomically; refuse a write-protected file unless `force`."""
     path = os.fspath(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     if _is_special(path):
@@ -65,6 +91,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         _write_through(path, path, payload)
         return
     target, folder = _target_and_folder(path)  # through a symlink: replace its file, keep the link
+    _refuse_write_protected(path, target, force)
     try:
         mode = os.stat(target).st_mode & 0o7777 if os.path.exists(target) else _default_mode()
     except OSError:
@@ -107,10 +134,10 @@ def _write_through(path, target, payload) -> None:
         raise GraphDSLError(Diagnostic("E308", f"cannot write `{path}`: {err.strerror or err}")) from None
 
 
-def save_npz(path, arrays: dict) -> None:
+def save_npz(path, arrays: dict, force: bool = False) -> None:
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), force)
 
 
 # JSON has no NaN or Infinity (RFC 8259): non-finite numbers are written as the

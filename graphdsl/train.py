@@ -47,6 +47,15 @@ class TrainResult:
         return {"steps": self.steps, "loss": self.loss, "params": self.params}
 
 
+class Diverged(GraphDSLError):
+    """Training met a NaN or Inf (E302). `kept` is the TrainResult of the last params whose values
+    and loss were finite, to save or resume from, or None when the initial params already fail."""
+
+    def __init__(self, diagnostic: Diagnostic, source, kept: TrainResult | None):
+        super().__init__(diagnostic, source)
+        self.kept = kept
+
+
 class Optimizer:
     """One update rule; `step(params, grads)` returns the new params (the old arrays are left alone)."""
 
@@ -149,9 +158,11 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     values: inputs (and, to resume, params) by name. batch_size: examples per step,
     sliced along the inputs' free dim (the one declared `dim b` without a size);
     None or >= the data size means full batch. callback(step, loss, params) is
-    called after every step and may return True to stop. progress(step, loss) is
-    called now and then for a progress display. Ctrl-C stops training cleanly:
-    the result has interrupted=True and the params reached so far.
+    called after every step with the params by name and may return True to stop.
+    progress(step, loss) is called now and then for a progress display. Ctrl-C
+    stops training cleanly: the result has interrupted=True and the params reached
+    so far. A NaN or Inf in the loss or the params raises Diverged, which keeps the
+    last finite params.
     """
     _check_hyper(lr, steps, batch_size)
     given = {k: as_array(v, k) for k, v in (values or {}).items()}
@@ -174,6 +185,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     plan = model._plan(compiled, (target,) + tuple(table[w] for w in wrt))
     leaves = model.leaf_values(compiled, given_b, seed)
     of_name = compiled.built.graph.nodes[target].get("name") or target
+    names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]
     current = {w: np.array(leaves[w], dtype=np.float64) for w in wrt}
     opt = Optimizer(optimizer, lr, momentum, betas, eps)
 
@@ -182,6 +194,14 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     interrupted = False
     start = time.perf_counter()
     done = 0
+    good = current
+
+    def kept(params, updates, now):  # what Diverged keeps: params reached after `updates` steps
+        if updates < 0 or not _all_finite(params):  # (given initial params may hold an Inf)
+            return None
+        return TrainResult(dict(zip(names, params.values())), losses[: updates + 1], losses[updates], updates,
+                           of_name, True, now - start, dim if batched else None)
+
     try:
         for step in range(steps):
             if batched:
@@ -191,23 +211,31 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
             leaves.update(current)
             results = plan.run(leaves, check_finite=False)
             loss = float(np.asarray(results[0]).reshape(-1)[0]) if np.size(results[0]) else float("nan")
-            if not math.isfinite(loss):
-                raise _diverged(model, of_name, step, lr, losses)
+            if not math.isfinite(loss):  # the params of `step` updates fail: keep those before them
+                raise _diverged(model, f"`{of_name}`", step, lr, losses, kept(good, step - 1, time.perf_counter()))
             losses.append(loss)
-            current = opt.step(current, dict(zip(wrt, results[1:])))
-            done = step + 1
+            good = current  # a finite loss, and finite values unless given so (kept() checks)
+            updated = opt.step(current, dict(zip(wrt, results[1:])))
+            if not _all_finite(updated):
+                raise _diverged(model, "the params", step, lr, losses, kept(good, step, time.perf_counter()))
+            # One statement, so that a signal (KeyboardInterrupt) never separates the params from
+            # their step count: CPython runs signal handlers only at calls and backward jumps.
+            current, done = updated, step + 1
             if progress is not None:
                 progress(done, loss)
-            if callback is not None and callback(done, loss, current):
+            if callback is not None and callback(done, loss, dict(zip(names, current.values()))):
                 interrupted = done < steps
                 break
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - start
     final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
-    names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)
+
+
+def _all_finite(params: dict) -> bool:
+    return all(np.isfinite(v).all() for v in params.values())
 
 
 def _param_names(model, compiled, params):
@@ -245,11 +273,17 @@ def _final_loss(model, compiled, target, leaves, current, given, data, batched, 
         return float("nan")
 
 
-def _diverged(model, of_name, step, lr, losses):
+def _diverged(model, what, step, lr, losses, kept: TrainResult | None) -> Diverged:
     last = f"; the loss before was {losses[-1]:.6g}" if losses else ""
-    return GraphDSLError(Diagnostic(
-        "E302", f"training diverged: `{of_name}` became NaN or Inf at step {step + 1}{last}",
-        help=(f"lower the learning rate (now {lr:g}), or check the data and the initial values",)), model.source)
+    if kept is None:
+        notes = ("the initial params already give a NaN or Inf: there are no finite params to keep",)
+    else:
+        notes = (f"the last params with finite values and a finite loss are those after step {kept.steps}"
+                 + (" (the initial params)" if kept.steps == 0 else ""),)
+    return Diverged(Diagnostic(
+        "E302", f"training diverged: {what} became NaN or Inf at step {step + 1}{last}", notes=notes,
+        help=(f"lower the learning rate (now {lr:g}), or check the data and the initial values",)), model.source,
+        kept)
 
 
 def _check_hyper(lr, steps, batch_size):
@@ -270,8 +304,10 @@ def require_matplotlib() -> None:
             help=("install it with `pip install 'graphdsl[plot]'` (or `pip install matplotlib`)",))) from None
 
 
-def plot_losses(losses, path, title: str = "") -> None:
-    """Draw the loss curve to `path` (png, svg or pdf) with matplotlib (the `plot` extra)."""
+def plot_losses(losses, path, title: str = "", force: bool = False) -> None:
+    """Draw the loss curve to `path` (png, svg or pdf) with matplotlib (the `plot` extra).
+
+    An existing write-protected file is refused (E308) unless `force`."""
     require_matplotlib()
     import io
 
@@ -297,4 +333,4 @@ def plot_losses(losses, path, title: str = "") -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), force)

@@ -610,6 +610,37 @@ def _(d):
     return ["equations", mlp(d), "--format", "latex", "-o", "missing/eq.tex"]
 
 
+# -- outputs that would destroy what they read, or a write-protected file (more in test_robust_outputs.py)
+
+@case("render_over_the_model", "render -o the model file itself", 1, ["E308"],
+      ["--output `mlp.gdsl` is the model file `mlp.gdsl`", "would destroy it"],
+      then=lambda d, out, err: _assert_text(d / "mlp.gdsl", MLP))
+def _(d):
+    return ["render", mlp(d), "-o", "mlp.gdsl", "--format", "dot"]
+
+
+@case("save_through_a_symlink_to_the_data", "grad --save through a symlink to the --load file", 1, ["E308"],
+      ["--save `g.npz` is the --load file `data.json`", "`g.npz` is a symbolic link to"],
+      shown="g.npz -> data.json")
+def _(d):
+    write(d, "data.json", '{"x": [[1], [2]], "y": [[1]]}')
+    os.symlink("data.json", d / "g.npz")
+    return ["grad", mlp(d), "--load", "data.json", "--save", "g.npz"]
+
+
+@case("save_over_a_read_only_file", "grad --save over a read-only file (chmod 444), without --force", 1, ["E308"],
+      ["cannot write --save `g.npz`: the file is write-protected", "--force"],
+      shown="chmod 444 g.npz", then=lambda d, out, err: _assert_text(d / "g.npz", "old"))
+def _(d):
+    write(d, "g.npz", "old")
+    os.chmod(d / "g.npz", 0o444)
+    return ["grad", mlp(d), "--set", "x=[[1],[2]]", "--set", "y=[[1]]", "--save", "g.npz"]
+
+
+def _assert_text(path: Path, text: str):
+    assert path.read_text(encoding="utf-8") == text
+
+
 # ---- the CLI tests ------------------------------------------------------------------------------------
 
 RESULTS: dict = {}  # case name -> (argv, exit, output as the doc shows it), filled as the cases run
@@ -1156,7 +1187,11 @@ The rules these show:
   then renamed over the target. A failure or Ctrl-C part-way leaves the old
   file as it was and no temporary behind; a symlink target is replaced, the
   link kept, and the file's permissions too. Devices and pipes (`/dev/stdout`)
-  are written straight through. `train` saves its params when interrupted.
+  are written straight through. Before any work, an output that is a file
+  the command reads (also through a symlink or a hard link), or an existing
+  write-protected file (unless `--force`), is refused. `train` saves its
+  params when stopped by Ctrl-C, SIGTERM or SIGHUP, and the last finite params
+  when it diverges.
 - JSON output is RFC 8259: NaN and infinities are written as the strings
   `"NaN"`, `"Infinity"` and `"-Infinity"` (and read back from `.json` value
   files the same way).
@@ -1169,8 +1204,11 @@ ERRORS_FOOTER = """\
   `os.replace`, `os.fsync` or the write itself raise): the old file is intact and
   no temporary file is left; the CLI prints `graphdsl: interrupted` and exits
   with 130 for Ctrl-C, or `error[E308]: cannot write ...: Input/output error`.
-- **Ctrl-C during `train`**: training stops after the current step, the params
-  reached so far are saved with `--save`, and the exit status is 130.
+- **Ctrl-C, SIGTERM or SIGHUP during `train`**: training stops after the
+  current step, the params reached so far are saved with `--save`, and the exit
+  status is 128 + the signal's number (130, 143, 129); with
+  `--checkpoint-every N` a SIGKILL leaves the last whole checkpoint
+  (tests/test_robust_outputs.py sends these signals to a real process).
 """
 
 

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..api import Model, load
 from ..diagnostics import Diagnostic, GraphDSLError
+from ..outputs import Named, check_outputs
 from ..values import load_file, parse_set
 
 
@@ -16,6 +17,42 @@ class UsageError(Exception):
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the model file (.gdsl)")
+
+
+def add_output_option(p: argparse.ArgumentParser, *flags: str, **kw) -> None:
+    """An option naming a file the command writes. check_command_outputs vets it before any work;
+    the first one also gives the command --force."""
+    action = p.add_argument(*flags, **kw)
+    outputs = p.get_default("output_options") or ()
+    if not outputs:
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing output file even if it is write-protected")
+    p.set_defaults(output_options=outputs + (Named(max(action.option_strings, key=len), action.dest),))
+
+
+def check_command_outputs(args) -> None:
+    """Refuse (E308), before any work, an output that is an input, another output, write-protected
+    (unless --force) or in a folder that cannot be written."""
+    outputs = [Named(what, getattr(args, dest)) for what, dest in getattr(args, "output_options", ())]
+    check_outputs(outputs, input_files(args), getattr(args, "force", False))
+
+
+def input_files(args) -> list[Named]:
+    """Every file the command may read: the model, --load files, and --set values that may name one.
+
+    Every --set value is a candidate, whatever values.parse_set makes of it; check_outputs
+    keeps those that exist. A false alarm needs a file named like a JSON number; a missed
+    one would lose data.
+    """
+    files = [Named("the model file", args.file)] if getattr(args, "file", None) else []
+    files += [Named("the --load file", path) for path in getattr(args, "load", ())]
+    if getattr(args, "values", None):  # explain's positional VALUES file
+        files.append(Named("the VALUES file", args.values))
+    for item in getattr(args, "set", ()):
+        raw = item.partition("=")[2].strip()
+        if raw:
+            files.append(Named("the --set file", raw))
+    return files
 
 
 def add_value_options(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ import sys
 
 from ..equations import equations
 from ..fileio import atomic_write
-from .common import add_model_argument, add_value_options, gather_values, load_model, parse_dims
+from .common import add_model_argument, add_output_option, add_value_options, gather_values, load_model, parse_dims
 
 HELP = "print the forward and backward (backpropagation) equations"
 
@@ -22,7 +22,7 @@ def add_parsers(sub):
     p.add_argument("--of", metavar="NAME", help="the scalar to differentiate (default: the one output)")
     p.add_argument("--wrt", metavar="A,B", help="the values the backward equations lead to (default: all params)")
     p.add_argument("--standalone", action="store_true", help="with --format latex: a complete document")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of printing")
+    add_output_option(p, "-o", "--output", metavar="FILE", help="write to FILE instead of printing")
     p.set_defaults(run=run)
 
 
@@ -35,7 +35,7 @@ def run(args, out) -> int:
                     partial=True)
     text = eqs.format(args.format, standalone=args.standalone)
     if args.output:
-        atomic_write(args.output, text)
+        atomic_write(args.output, text, args.force)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

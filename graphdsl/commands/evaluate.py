@@ -5,8 +5,8 @@ import numpy as np
 from rich.table import Table
 
 from ..fileio import save_npz
-from .common import (add_model_argument, add_value_options, gather_values, load_model, model_error, shape_text,
-                     summarise)
+from .common import (add_model_argument, add_output_option, add_value_options, gather_values, load_model,
+                     model_error, shape_text, summarise)
 
 
 def add_parsers(sub):
@@ -23,7 +23,7 @@ def add_parsers(sub):
     add_value_options(p)
     add_grad_options(p)
     p.add_argument("--json", action="store_true", help='print {"of": ..., "value": ..., "grads": {...}} as JSON')
-    p.add_argument("--save", metavar="FILE.npz", help="save the gradients to an .npz file")
+    add_output_option(p, "--save", metavar="FILE.npz", help="save the gradients to an .npz file")
     p.add_argument("--profile", action="store_true", help="time each node of the forward and backward pass")
     p.set_defaults(run=run_grad)
 
@@ -69,7 +69,7 @@ def run_grad(args, out) -> int:
                               check_finite=not args.allow_nonfinite)
     of = args.of or _of_name(model)
     if args.save:
-        save_npz(args.save, grads)
+        save_npz(args.save, grads, args.force)
     if args.json:
         out.json({"of": of, "value": value, "grads": grads})
         return 0

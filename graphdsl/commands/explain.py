@@ -6,7 +6,8 @@ import sys
 
 from ..explain import FORMATS, explain
 from ..fileio import atomic_write
-from .common import UsageError, add_model_argument, add_value_options, gather_values, load_model, parse_dims
+from .common import (UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model,
+                     parse_dims)
 
 HELP = "write backpropagation step by step: forward, loss, backward, update"
 
@@ -28,7 +29,7 @@ def add_parsers(sub):
     p.add_argument("--format", choices=FORMATS, default="text",
                    help="text (default), markdown, latex or html (the backward-pass player)")
     p.add_argument("--standalone", action="store_true", help="with --format latex: a complete document")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of printing")
+    add_output_option(p, "-o", "--output", metavar="FILE", help="write to FILE instead of printing")
     p.set_defaults(run=run)
 
 
@@ -44,7 +45,7 @@ def run(args, out) -> int:
                      dims=parse_dims(args.dim) or None, check_finite=not args.allow_nonfinite)
     text = result.format(args.format, standalone=args.standalone)
     if args.output:
-        atomic_write(args.output, text)
+        atomic_write(args.output, text, args.force)
         out.console.print(f"wrote the walkthrough to {args.output}")
     else:
         sys.stdout.write(text)

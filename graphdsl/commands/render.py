@@ -7,7 +7,7 @@ import time
 from .. import __version__
 from ..render import backends, format_of, render_model
 from ..render.dot import LABEL_MODES, VIEWS
-from .common import UsageError, add_model_argument, add_value_options, gather_values, load_model
+from .common import UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model
 
 FORMAT_CHOICES = ("svg", "png", "pdf", "dot", "html", "json")
 
@@ -18,7 +18,7 @@ def add_parsers(sub):
                                    "operators as circles) with each variable's shape, value and gradient. The "
                                    "format comes from the extension of OUT: .svg .png .pdf .dot .html .json.")
     add_model_argument(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    add_output_option(p, "-o", "--output", required=True, metavar="OUT", help="the file to write")
     p.add_argument("--format", choices=FORMAT_CHOICES, help="the format, if not the extension's")
     add_value_options(p)
     g = p.add_argument_group("picture")
@@ -69,7 +69,7 @@ def run_render(args, out) -> int:
                      show_values=not args.no_values, show_grads=not args.no_grads, precision=args.precision,
                      heat=args.heat, collapse=tuple(args.collapse), focus=args.focus, radius=args.radius,
                      labels=args.labels, rankdir=args.rankdir, renderer=args.renderer)
-    r.save(args.output, fmt)
+    r.save(args.output, fmt, force=args.force)
     seconds = time.perf_counter() - t0
     if args.error_format == "text":
         for note in r.notes:

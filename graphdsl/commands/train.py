@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 
 from rich.table import Table
 
-from ..fileio import check_writable, save_npz
-from ..train import OPTIMIZERS, plot_losses, require_matplotlib, train
-from .common import (UsageError, add_model_argument, add_value_options, gather_values, load_model, shape_text,
-                     summarise)
+from ..diagnostics import GraphDSLError
+from ..fileio import save_npz
+from ..train import OPTIMIZERS, Diverged, plot_losses, require_matplotlib, train
+from .common import (UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model,
+                     shape_text, summarise)
+from .signals import StopOnSignals
 
 HELP = "train the params by gradient descent on the one scalar output"
 
@@ -17,8 +20,9 @@ HELP = "train the params by gradient descent on the one scalar output"
 def add_parsers(sub):
     p = sub.add_parser("train", help=HELP,
                        description=HELP + ". The model is compiled and differentiated once; each step runs "
-                                          "the compiled plan and updates the params. Ctrl-C stops cleanly "
-                                          "and still saves.")
+                                          "the compiled plan and updates the params. Ctrl-C, SIGTERM "
+                                          "and SIGHUP stop cleanly and still save; on divergence the last "
+                                          "finite params are saved.")
     add_model_argument(p)
     add_value_options(p)
     p.add_argument("--lr", type=float, required=True, metavar="F", help="learning rate")
@@ -32,8 +36,12 @@ def add_parsers(sub):
     p.add_argument("--no-shuffle", action="store_true", help="take batches in order instead of shuffled")
     p.add_argument("--of", metavar="NAME", help="the scalar to minimise (default: the one output)")
     p.add_argument("--params", metavar="A,B", help="the params to train (default: all)")
-    p.add_argument("--save", metavar="FILE.npz", help="save the trained params (also when interrupted)")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the loss curve (needs matplotlib: graphdsl[plot])")
+    add_output_option(p, "--save", metavar="FILE.npz",
+                      help="save the trained params (also when stopped by a signal, and the last finite ones "
+                           "when training diverges)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N",
+                   help="also save the params to the --save file every N steps (resume with --load FILE)")
+    add_output_option(p, "--plot", metavar="FILE.png", help="draw the loss curve (needs matplotlib: graphdsl[plot])")
     p.add_argument("--json", action="store_true", help='print {"steps": N, "loss": ..., "params": {...}} as JSON')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
@@ -46,39 +54,74 @@ def run(args, out) -> int:
         raise UsageError(f"--steps must be >= 0, not {args.steps}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, not {args.batch_size}")
+    if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.save):
+        raise UsageError("--checkpoint-every needs N >= 1 and --save FILE (the checkpoints go there)")
     if args.plot:
         require_matplotlib()  # before training, not after
-    for path in (args.save, args.plot):  # a typo in a folder must not cost the trained params
-        if path:
-            check_writable(path)
     model = load_model(args)
     for w in model.warnings:
         out.warn(w, model.source)
     values = gather_values(args)
     show = not args.json and not args.quiet and sys.stdout.isatty() and out.console.is_terminal
-    with _Progress(out.console, args.steps, show) as bar:
-        result = train(model, values, lr=args.lr, steps=args.steps, optimizer=args.optimizer,
-                       batch_size=args.batch_size, of=args.of, params=args.params, seed=args.seed,
-                       batch_dim=args.batch_dim, shuffle=not args.no_shuffle, momentum=args.momentum,
-                       progress=bar.update if show else None)
-    if args.save:
-        save_npz(args.save, result.params)
-    if args.plot:
-        plot_losses(result.losses, args.plot, title=f"{args.file}: {result.of}, {args.optimizer} lr {args.lr:g}")
-    if args.json:
-        out.json({**result.to_json(), "interrupted": result.interrupted})
+    with StopOnSignals() as stop:
+        try:
+            with stop.guarding(), _Progress(out.console, args.steps, show) as bar:
+                result = train(model, values, lr=args.lr, steps=args.steps, optimizer=args.optimizer,
+                               batch_size=args.batch_size, of=args.of, params=args.params, seed=args.seed,
+                               batch_dim=args.batch_dim, shuffle=not args.no_shuffle, momentum=args.momentum,
+                               progress=bar.update if show else None, callback=_checkpoints(args))
+        except Diverged as err:  # saved outside guarding(): a signal now waits for the file
+            raise _save_kept(err, args) from None
+        if args.save:
+            save_npz(args.save, result.params, args.force)
+        if args.plot:
+            plot_losses(result.losses, args.plot, title=f"{args.file}: {result.of}, {args.optimizer} lr {args.lr:g}",
+                        force=args.force)
+        try:
+            if args.json:
+                out.json({**result.to_json(), "interrupted": result.interrupted, "signal": stop.name})
+            else:
+                _report(result, args, out, stop.name)
+        except OSError:  # SIGHUP: the terminal may be gone; the params are saved, which is what matters
+            if stop.received is None:
+                raise
+    return stop.status or (130 if result.interrupted else 0)
+
+
+def _checkpoints(args):
+    """The training callback that saves the params every --checkpoint-every steps (atomically:
+    a stop during a write keeps the previous checkpoint), or None."""
+    if not args.checkpoint_every:
+        return None
+
+    def save(step, loss, params):
+        if step % args.checkpoint_every == 0:
+            save_npz(args.save, params, args.force)
+
+    return save
+
+
+def _save_kept(err: Diverged, args) -> GraphDSLError:
+    """Save the last finite params of a diverged run to --save; the error, saying what was saved."""
+    first = err.diagnostics[0]
+    if err.kept is None:
+        return err
+    if not args.save:
+        note = "rerun with --save FILE to keep them"
     else:
-        _report(result, args, out)
-    return 130 if result.interrupted else 0
+        save_npz(args.save, err.kept.params, args.force)
+        note = f"saved them to {args.save}: resume from there with --load {args.save}"
+    return GraphDSLError([replace(first, notes=first.notes + (note,))] + err.diagnostics[1:], err.source)
 
 
-def _report(result, args, out):
+def _report(result, args, out, signal_name=None):
     c = out.console
     rate = f"{result.steps_per_second:,.0f} steps/s" if result.seconds > 0 and result.steps else ""
     how = f"{args.optimizer}, lr {args.lr:g}" + (f", batches of {args.batch_size} along `{result.batch_dim}`"
                                                if result.batch_dim else "")
     if result.interrupted:
-        c.print(f"interrupted after {result.steps} of {args.steps} steps ({how})")
+        by = f" by {signal_name}" if signal_name else ""
+        c.print(f"interrupted{by} after {result.steps} of {args.steps} steps ({how})")
     else:
         c.print(f"trained {', '.join(result.params)} to minimise {result.of}: {result.steps} steps ({how})"
                 + (f" in {result.seconds:.2f} s, {rate}" if rate else ""))
@@ -91,7 +134,8 @@ def _report(result, args, out):
         table.add_row(name, shape_text(value), summarise(value))
     c.print(table)
     if args.save:
-        c.print(f"saved {len(result.params)} params to {args.save}")
+        every = f" (and every {args.checkpoint_every} steps)" if args.checkpoint_every else ""
+        c.print(f"saved {len(result.params)} params to {args.save}{every}")
     if args.plot:
         c.print(f"drew the loss curve to {args.plot}")
 

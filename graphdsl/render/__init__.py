@@ -289,10 +289,12 @@ class Rendering:
             return self.pdf()
         raise ValueError(f"unknown format {fmt!r}")
 
-    def save(self, path, format: str | None = None) -> str:
-        """Write the picture; the format comes from the extension unless given. Returns the path."""
+    def save(self, path, format: str | None = None, force: bool = False) -> str:
+        """Write the picture; the format comes from the extension unless given. Returns the path.
+
+        An existing write-protected file is refused (E308) unless `force`."""
         fmt = format or format_of(path)
-        atomic_write(path, self.render(fmt))
+        atomic_write(path, self.render(fmt), force)
         return os.fspath(path)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
