@@ -149,9 +149,10 @@ def _read_json_file(fh, path, max_elements):
     if size > MAX_JSON_BYTES:
         fail("E306", f"`{path}` is {size / (1 << 20):,.0f} MiB; a .json value file may be at most "
                      f"{MAX_JSON_BYTES >> 20} MiB", help=("save large arrays with numpy.savez in an .npz file",))
-    raw = fh.read(MAX_JSON_BYTES + 1)  # bounded even if the file grows after the check
-    if len(raw) > MAX_JSON_BYTES:
-        fail("E306", f"`{path}` grew past {MAX_JSON_BYTES >> 20} MiB while it was read")
+    raw = _read_bounded(fh, MAX_JSON_BYTES)
+    if raw is None:  # st_size said less: the file grew, or is one whose size is not known (/proc)
+        fail("E306", f"`{path}` holds more than {MAX_JSON_BYTES >> 20} MiB; a .json value file may be at most that",
+             help=("save large arrays with numpy.savez in an .npz file",))
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not content
     except UnicodeDecodeError as err:
@@ -182,6 +183,18 @@ def _json_object(pairs) -> _JsonObject:
             obj.duplicate = key
         obj[key] = value
     return obj
+
+
+def _read_bounded(fh, limit: int) -> bytes | None:
+    """The file's bytes, or None past `limit`: read in pieces, as one read(limit) would allocate `limit` up front."""
+    chunks, total = [], 0
+    while total <= limit:
+        chunk = fh.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return None
 
 
 def _parse_json(text: str, where: str, invalid: str, help=()):

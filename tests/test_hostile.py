@@ -1149,6 +1149,10 @@ The rules these show:
   2**28), checked from the shapes before anything is allocated, for value files
   too (from the .npy headers).
 - Value files are read without pickle; an .npz holding Python objects is refused.
+  Only regular files are read (a FIFO or a device is refused, without waiting);
+  a .json value file is at most 64 MiB; strings, dates and bytes are refused,
+  not coerced; NaN and Inf in data are refused (E302) naming the file, the
+  entry and the first bad index. docs/language.md lists what is accepted.
 - Diagnostics are safe to print: control characters from the file are shown as
   visible symbols (U+2400...), names longer than 120 characters are shortened,
   and very long lines are cut around the error.
