@@ -40,16 +40,17 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, or an empty one
 # ---- the values a caller hands over ---------------------------------------------------
 
 def as_array(value, name: str) -> np.ndarray:
-    """A Python value (the API's values) as float64, or E306."""
+    """A Python value (the API's values) as float64, or E306: strings and dates are not coerced."""
     if type(value) is np.ndarray and value.dtype == np.float64:  # already what it would become
         return value
     try:
-        if np.iscomplexobj(value):  # float64() would drop the imaginary part with only a warning
-            fail("E306", f"the value of `{name}` is complex; graphdsl values are real numbers (float64)")
-        arr = np.asarray(value, dtype=np.float64)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in _NUMERIC_KINDS + "O":  # objects: Python numbers too large for int64 & co.
+            fail("E306", f"the value of `{name}` holds {_dtype_words(arr.dtype)}; graphdsl values are real "
+                         "numbers (float64)")
+        return arr.astype(np.float64)
     except (TypeError, ValueError, OverflowError) as err:
         fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({short(err)})")
-    return arr
 
 
 def refuse_nonfinite(value: np.ndarray, label: str) -> None:
@@ -64,7 +65,7 @@ def refuse_nonfinite(value: np.ndarray, label: str) -> None:
     fail("E302", f"{label} is not finite: {kind}{where}",
          notes=(f"{int(value.size - np.count_nonzero(finite))} of {value.size} elements are not finite",),
          help=("NaN, Infinity, JSON null and numbers beyond float64's range (about 1.8e308) are refused in "
-               "data; fix the data, or pass --allow-nonfinite to go on",))
+               "data; fix the data, or pass --allow-nonfinite (Python: check_finite=False) to go on",))
 
 
 # ---- --set ---------------------------------------------------------------------------

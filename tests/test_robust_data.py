@@ -180,6 +180,21 @@ def test_api_refuses_nonfinite_values_unless_told():
     assert float(got) == pytest.approx(math.tanh(1.0) + 1.0)
 
 
+@pytest.mark.parametrize("value, words", [(["1", "2"], "holds strings"), ([1j, 2], "holds complex numbers"),
+                                          (np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"),
+                                           "holds dates and times")])
+def test_api_does_not_coerce_strings_or_dates(value, words):
+    with pytest.raises(GraphDSLError) as info:
+        graphdsl.parse(TANH).eval({"x": value})
+    assert info.value.diagnostics[0].code == "E306" and f"the value of `x` {words}" in str(info.value)
+
+
+def test_api_reads_booleans_and_integers_as_numbers():
+    model = graphdsl.parse(TANH)
+    assert float(model.eval({"x": [True, False]})["J"]) == pytest.approx(math.tanh(1.0))
+    assert float(model.eval({"x": np.array([3, -2], dtype=np.int8)})["J"]) == pytest.approx(math.tanh(3) + math.tanh(-2))
+
+
 # ---- 8. --set and .json parse numbers the same bounded way ----------------------------------------------
 
 @pytest.mark.parametrize("sign, what", [("", "Inf"), ("-", "-Inf")])
