@@ -1150,7 +1150,7 @@ The rules these show:
   too (from the .npy headers).
 - Value files are read without pickle; an .npz holding Python objects is refused.
   Only regular files are read (a FIFO or a device is refused, without waiting);
-  a .json value file is at most 64 MiB; strings, dates and bytes are refused,
+  a .json value file is at most 16 MiB; strings, dates and bytes are refused,
   not coerced; NaN and Inf in data are refused (E302) naming the file, the
   entry and the first bad index. docs/language.md lists what is accepted.
 - Diagnostics are safe to print: control characters from the file are shown as
