@@ -19,6 +19,7 @@ Every error names the file (or `--set`) and the entry.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -285,17 +286,30 @@ def _read_npz(fh, path, max_elements):
              help=("save arrays with numpy.savez(path, x=..., y=...), or write a .json object "
                    "mapping names to arrays",))
     fh.seek(0)
+    with _npz_errors(path):
+        archive = np.load(fh, allow_pickle=False)
+    with archive:
+        members = archive.zip.namelist()
+        sizes = {}
+        for name in archive.files:
+            with _npz_errors(path, name), archive.zip.open(name if name in members else name + ".npy") as member:
+                sizes[name] = _check_header(member, path, name, max_elements, in_archive=True)
+        _check_total(path, sizes, max_elements)
+        values = {}
+        for name in archive.files:
+            with _npz_errors(path, name):
+                values[name] = np.asarray(archive[name], dtype=np.float64)
+        return values
+
+
+@contextlib.contextmanager
+def _npz_errors(path, name=None):
+    """What zipfile and numpy raise for a damaged archive, as E306 naming the file and the entry."""
     try:
-        with np.load(fh, allow_pickle=False) as archive:
-            members = archive.zip.namelist()
-            sizes = {}
-            for name in archive.files:
-                with archive.zip.open(name if name in members else name + ".npy") as member:
-                    sizes[name] = _check_header(member, path, name, max_elements, in_archive=True)
-            _check_total(path, sizes, max_elements)
-            return {name: np.asarray(archive[name], dtype=np.float64) for name in archive.files}
+        yield
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
-        fail("E306", f"cannot read `{path}`: {short(err)}",
+        what = f"`{name}` in `{path}`" if name else f"`{path}`"
+        fail("E306", f"cannot read {what}: {short(err)}",
              help=("use an .npz of numeric arrays (pickled objects are refused) or a .json file",))
 
 

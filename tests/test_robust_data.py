@@ -452,3 +452,12 @@ def test_graphdsl_json_output_reads_back(folder):
     assert_refused(run_cli("eval", "t.gdsl", "--load", "z.json"), "E302", "`x` in `z.json` is not finite: NaN")
     got = json_eval("t.gdsl", "--load", "z.json", "--allow-nonfinite")["J"]
     assert got == "NaN"
+
+
+def test_a_damaged_npz_member_is_named(folder):
+    np.savez(folder / "v.npz", x=np.ones(2))
+    data = bytearray((folder / "v.npz").read_bytes())
+    at = data.index(np.ones(2).tobytes())
+    data[at + 3] ^= 0xFF  # the stored CRC no longer matches
+    (folder / "v.npz").write_bytes(bytes(data))
+    assert_refused(run_cli("eval", "t.gdsl", "--load", "v.npz"), "E306", "cannot read `x` in `v.npz`", "CRC")
