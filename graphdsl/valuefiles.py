@@ -113,37 +113,39 @@ def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS,
     return values
 
 
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
+_NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISSOCK, "a socket"))
 
 
 def _open_regular(path: str):
-    """The file opened for reading, or E306 if it is not a regular file: never blocks.
+    """`path` opened for binary reading if it is a regular file, else E306; never blocks.
 
-    stat first (a socket cannot be opened; a FIFO's open would wait for a writer), then open
-    without blocking and check the opened file again, in case the path changed in between.
+    Only regular files are read: a FIFO's open() waits for a writer, /dev/zero never ends. stat
+    first (a socket cannot be opened), then open without blocking and check the opened file again,
+    in case the path changed in between.
     """
     try:
-        _refuse_special(path, os.stat(path).st_mode)
+        _refuse_not_regular(path, os.stat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         fail("E306", f"cannot read `{path}`: {err.strerror or err}")
     except ValueError as err:  # a path with a NUL byte
         fail("E306", f"cannot read `{path!r}`: {err}")
     try:
-        _refuse_special(path, os.fstat(fd).st_mode)
+        _refuse_not_regular(path, os.fstat(fd).st_mode)
     except BaseException:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
 
 
-def _refuse_special(path, mode):
-    for test, kind in _FILE_KINDS:
-        if test(mode):
-            fail("E306", f"`{path}` is {kind}, not a value file",
-                 help=("give the path of a regular .json, .npz or .npy file (copy piped data into a file first)",))
+def _refuse_not_regular(path, mode):
+    if stat.S_ISREG(mode):
+        return
+    kind = next((kind for test, kind in _NOT_REGULAR if test(mode)), "not a regular file")
+    fail("E306", f"`{path}` is {kind}, not a value file",
+         help=("give the path of a regular .json, .npz or .npy file (copy piped data into a file first)",))
 
 
 def _read_json_file(fh, path, max_elements):
