@@ -87,10 +87,10 @@ def parse_set(text: str, max_elements: int = DEFAULT_MAX_ELEMENTS,
         if len(raw) > MAX_JSON_BYTES:
             fail("E306", f"--set {name}: the value is longer than {MAX_JSON_BYTES >> 20} MiB",
                  help=("give large arrays in an .npy or .npz file",))
-        document = _parse_json(raw, f"--set {name}",
-                               f"--set {name}: `{raw[:60]}` is neither a JSON number or array nor an .npy path",
-                               help=("for example --set x=[[1,2],[3,4]] or --set x=0.5",))
-        value = _json_array(document, label, max_elements)
+        document, may_hold_strings = _parse_json(
+            raw, f"--set {name}", f"--set {name}: `{raw[:60]}` is neither a JSON number or array nor an .npy path",
+            help=("for example --set x=[[1,2],[3,4]] or --set x=0.5",))
+        value = _json_array(document, label, max_elements, may_hold_strings)
     if not allow_nonfinite:
         refuse_nonfinite(value, label)
     return name, value
@@ -163,13 +163,14 @@ def _read_json_file(fh, path, max_elements):
         line = raw[: err.start].count(b"\n") + 1
         fail("E306", f"`{path}` is not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line} cannot be decoded",
              help=("save the file as UTF-8",))
-    document = _parse_json(text, f"`{path}`", f"`{path}` is not valid JSON")
+    document, may_hold_strings = _parse_json(text, f"`{path}`", f"`{path}` is not valid JSON")
     if not isinstance(document, dict):
         fail("E306", f"`{path}` must hold a JSON object mapping names to arrays, not {_json_type(document)}",
              help=('for example {"x": [1, 2], "W": [[1, 0], [0, 1]]}',))
     if document.duplicate is not None:
         fail("E306", f"`{path}` gives `{document.duplicate}` twice", help=("give each name once",))
-    values = {name: _json_array(value, f"`{name}` in `{path}`", max_elements) for name, value in document.items()}
+    values = {name: _json_array(value, f"`{name}` in `{path}`", max_elements, may_hold_strings)
+              for name, value in document.items()}
     _check_total(path, {k: v.size for k, v in values.items()}, max_elements)
     return values
 
@@ -201,30 +202,42 @@ def _read_bounded(fh, limit: int) -> bytes | None:
     return None
 
 
-def _parse_json(text: str, where: str, invalid: str, help=()):
-    """JSON with objects as _JsonObject; an integer too long for Python's int() (4300 digits) is a float (Inf).
+def _parse_json(text: str, where: str, invalid: str, help=()) -> tuple[object, bool]:
+    """The document (objects as _JsonObject), and whether any string may stand where a number belongs.
 
-    Integers are parsed by json's own fast path first: a parse_int hook costs a Python call per number.
+    Integers are parsed by json's own fast path; only one too long for int() (4300 digits) makes a
+    second pass with every integer a float (a parse_int hook costs a Python call per number).
     """
+    keys = 0
+
+    def objects(pairs):
+        nonlocal keys
+        keys += len(pairs)
+        return _json_object(pairs)
+
     try:
         try:
-            return json.loads(text, object_pairs_hook=_json_object)
+            document = json.loads(text, object_pairs_hook=objects)
         except json.JSONDecodeError:
             raise
         except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
-            return json.loads(text, object_pairs_hook=_json_object, parse_int=float)
+            document = json.loads(text, object_pairs_hook=objects, parse_int=float)
     except RecursionError:
         fail("E306", f"{where}: the value is nested too deeply")
     except ValueError as err:  # JSONDecodeError, with its line and column
         fail("E306", f"{invalid} ({short(err)})", help=help)
+    # Every key has two quotes; more quotes mean strings among the values (or quotes escaped in keys).
+    return document, text.count('"') > 2 * keys
 
 
-def _json_array(value, label: str, max_elements: int) -> np.ndarray:
-    """A parsed JSON value as float64: numbers and booleans as they are, never strings or null coerced."""
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError, OverflowError):  # ragged, or an integer beyond float64: the slow path
-        arr = None
+def _json_array(value, label: str, max_elements: int, may_hold_strings: bool) -> np.ndarray:
+    """A parsed JSON value as float64: numbers and booleans as they are, never strings coerced."""
+    arr = None
+    if not may_hold_strings:  # else NumPy would turn every number into text (8M numbers: 700 MB)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):  # ragged, or an integer beyond float64
+            arr = None
     if arr is None or arr.dtype.kind not in _NUMERIC_KINDS:
         try:
             items = np.asarray(value, dtype=object)
@@ -238,26 +251,39 @@ def _json_array(value, label: str, max_elements: int) -> np.ndarray:
 
 
 def _from_items(items: np.ndarray, label: str) -> np.ndarray:
-    """Element by element, for arrays holding strings, nulls, objects or ragged rows."""
-    out = np.empty(items.shape, dtype=np.float64)
-    for index in np.ndindex(items.shape):
-        item = items[index]
-        at = f" at index [{', '.join(map(str, index))}]" if index else ""
-        if isinstance(item, (bool, float)):
-            out[index] = item
-        elif isinstance(item, int):  # beyond int64: NumPy left it a Python int
-            out[index] = _int_as_float(item)
-        elif item is None:
-            out[index] = math.nan  # JSON null: no number, refused as non-finite unless allowed
-        elif isinstance(item, str) and item in _JSON_NONFINITE:
-            out[index] = _JSON_NONFINITE[item]
-        elif isinstance(item, list):
-            fail("E306", f"{label} is not a rectangular array of numbers: its rows differ in length")
-        else:
-            fail("E306", f"{label} holds {_json_type(item)}{at}, not a number",
-                 help=('values are JSON numbers, true/false (1/0), or the strings "NaN", "Infinity", '
-                       '"-Infinity"; write numbers without quotes',))
-    return out
+    """An object array (numbers with strings, nulls, objects or ragged rows) as float64, by the items' types.
+
+    Vectorised over the items (a Python loop over 8M numbers takes tens of seconds); the first item
+    that is not a number, in reading order, is named with its index.
+    """
+    flat = items.reshape(-1)
+    kinds = np.frompyfunc(type, 1, 1)(flat)
+    plain, ints, nulls, strings = (kinds == float) | (kinds == bool), kinds == int, kinds == type(None), kinds == str
+    words = np.frompyfunc(_JSON_NONFINITE.get, 1, 1)(flat[strings]) if strings.any() else flat[strings]
+    known_strings = strings.copy()
+    known_strings[strings] = np.not_equal(words, None).astype(bool)
+    bad = ~(plain | ints | nulls | known_strings)
+    if bad.any():
+        _refuse_item(items, np.unravel_index(int(np.argmax(bad)), items.shape), label)
+    out = np.empty(flat.shape, dtype=np.float64)
+    out[plain] = flat[plain].astype(np.float64)
+    try:
+        out[ints] = flat[ints].astype(np.float64)
+    except OverflowError:  # an integer beyond float64 among them
+        out[ints] = [_int_as_float(i) for i in flat[ints]]
+    out[nulls] = math.nan  # JSON null: no number, refused as non-finite unless allowed
+    out[strings] = words.astype(np.float64)
+    return out.reshape(items.shape)
+
+
+def _refuse_item(items, index, label):
+    item = items[index]
+    if isinstance(item, list):
+        fail("E306", f"{label} is not a rectangular array of numbers: its rows differ in length")
+    at = f" at index [{', '.join(str(int(i)) for i in index)}]" if index else ""
+    fail("E306", f"{label} holds {_json_type(item)}{at}, not a number",
+         help=('values are JSON numbers, true/false (1/0), or the strings "NaN", "Infinity", '
+               '"-Infinity"; write numbers without quotes',))
 
 
 def _int_as_float(item: int) -> float:

@@ -461,3 +461,20 @@ def test_a_damaged_npz_member_is_named(folder):
     data[at + 3] ^= 0xFF  # the stored CRC no longer matches
     (folder / "v.npz").write_bytes(bytes(data))
     assert_refused(run_cli("eval", "t.gdsl", "--load", "v.npz"), "E306", "cannot read `x` in `v.npz`", "CRC")
+
+
+def test_mixed_json_items_are_read_by_type(folder):
+    """Numbers among strings, nulls and huge integers: each item read as its own type says."""
+    (folder / "m.gdsl").write_text("dim n\ninput x : [n]\ny = x * 1\noutput y\n")
+    (folder / "v.json").write_text(f'{{"x": [1.5, "NaN", null, true, {2 ** 70}, "-Infinity", {"9" * 400}, 7]}}')
+    got = json_eval("m.gdsl", "--load", "v.json", "--allow-nonfinite")["y"]
+    assert got == [1.5, "NaN", "NaN", 1.0, float(2 ** 70), "-Infinity", "Infinity", 7.0]
+
+
+def test_the_first_bad_item_is_named_in_reading_order(folder):
+    (folder / "v.json").write_text('{"x": [[1, 2, 3], [null, "NaN", "two"], [4, "5", 6]]}')
+    assert_refused(run_cli("eval", "t.gdsl", "--load", "v.json"), "E306",
+                   '`x` in `v.json` holds the string "two" at index [1, 2], not a number')
+    (folder / "v.json").write_text('{"x": [[1, 2], [null, 3]]}')
+    assert_refused(run_cli("eval", "t.gdsl", "--load", "v.json"), "E302",
+                   "`x` in `v.json` is not finite: NaN at index [1, 0]")
