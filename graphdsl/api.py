@@ -18,7 +18,8 @@ from .build import Built, build
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
-from .values import as_array, bind_dims, initial_values
+from .valuefiles import as_array, refuse_nonfinite
+from .values import bind_dims, check_dim_names, initial_values
 
 
 def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
@@ -91,6 +92,7 @@ class Model:
         with gc_paused():
             self.program = parse_program(text, name)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
+        check_dim_names(self.built, self.dim_overrides)
         self.graph = self.built.graph
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
@@ -139,6 +141,12 @@ class Model:
             self._compiled[key] = Compiled(concrete)
         return self._compiled[key], given
 
+    @staticmethod
+    def _refuse_nonfinite(given: dict) -> None:
+        """The values a user feeds are checked before running (docs/language.md, E302)."""
+        for name, value in given.items():
+            refuse_nonfinite(value, f"the value of `{name}`")
+
     def _plan(self, compiled: Compiled, targets: tuple) -> Plan:
         if targets not in compiled.plans:
             compiled.plans[targets] = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
@@ -151,6 +159,8 @@ class Model:
     def eval(self, values: dict | None = None, seed: int = 0, outputs=None, dims=None,
              check_finite: bool = True) -> dict[str, np.ndarray]:
         compiled, given = self.compile(values, dims)
+        if check_finite:
+            self._refuse_nonfinite(given)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
         results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
@@ -160,6 +170,8 @@ class Model:
              check_finite: bool = True):
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
         compiled, given = self.compile(values, dims)
+        if check_finite:
+            self._refuse_nonfinite(given)
         # The plan for these (of, wrt) is looked up once per compiled graph, then reused.
         key = (of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt))
         hit = compiled.grad_plans.get(key)

@@ -262,7 +262,11 @@ def suggest(name: str, candidates) -> str | None:
     """The closest known name, for did-you-mean hints."""
     import difflib
 
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    names = sorted(set(candidates))
+    same_letters = [c for c in names if c.lower() == name.lower()]  # `M` for `m`: too short for difflib
+    if same_letters:
+        return same_letters[0]
+    found = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     return found[0] if found else None
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .autodiff import gradients
 from .diagnostics import Diagnostic, GraphDSLError
-from .values import as_array
+from .valuefiles import as_array
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 

@@ -1,15 +1,12 @@
-"""Values: --set/--load parsing, binding dims from data, and initialisers.
+"""Values: binding dims from data, and initialisers.
 
-Files are read with allow_pickle=False; every value becomes float64. Dims are
-bound from the first value that fills them and later values must agree; the
-errors name the value, the dim, the axis and both sizes.
+Dims are bound from the first value that fills them and later values must
+agree; the errors name the value, the dim, the axis and both sizes. Reading
+values (--set, --load) is valuefiles.py's job.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import zipfile
 
 import numpy as np
 
@@ -18,120 +15,30 @@ from .build import INITIALISERS, Built
 from .consteval import NotConstant, const_eval
 from .diagnostics import fail as _fail, suggest
 from .plan import DEFAULT_MAX_ELEMENTS
-
-
-# ---- reading values --------------------------------------------------------------
-
-def as_array(value, name: str) -> np.ndarray:
-    if type(value) is np.ndarray and value.dtype == np.float64:  # already what it would become
-        return value
-    try:
-        if np.iscomplexobj(value):  # float64() would drop the imaginary part with only a warning
-            _fail("E306", f"the value of `{name}` is complex; graphdsl values are real numbers (float64)")
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError) as err:
-        _fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({_short(err)})")
-    return arr
-
-
-def parse_set(text: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[str, np.ndarray]:
-    """NAME=VALUE, VALUE a JSON number or array, or a path to an .npy file."""
-    name, sep, raw = text.partition("=")
-    name = name.strip()
-    if not sep or not name.isidentifier():
-        _fail("E306", f"--set expects NAME=VALUE, got `{text}`", help=("for example --set x=[1,2,3]",))
-    raw = raw.strip()
-    if raw.endswith(".npy"):
-        return name, _load_npy(raw, name, max_elements)
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        _fail("E306", f"--set {name}: the value is nested too deeply")
-    except json.JSONDecodeError:
-        _fail("E306", f"--set {name}: `{raw[:60]}` is neither a JSON number or array nor an .npy path",
-              help=("for example --set x=[[1,2],[3,4]] or --set x=0.5",))
-    return name, as_array(value, name)
-
-
-def _load_npy(path, name, max_elements=DEFAULT_MAX_ELEMENTS):
-    try:
-        with open(path, "rb") as fh:
-            _check_header(fh, path, name, max_elements)
-        return as_array(np.load(path, allow_pickle=False), name)
-    except (OSError, ValueError, EOFError) as err:
-        _fail("E306", f"cannot read `{path}` for `{name}`: {_short(err)}",
-              help=("files are read without pickle: save plain numeric arrays",))
-
-
-_NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, or an empty one
-
-
-def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
-    """An .npz archive, or a .json object mapping names to numbers/arrays."""
-    if os.path.isdir(path):
-        _fail("E306", f"`{path}` is a directory, not a value file")
-    if path.endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except RecursionError:
-            _fail("E306", f"cannot read `{path}`: its arrays are nested too deeply")
-        except (OSError, ValueError) as err:
-            _fail("E306", f"cannot read `{path}`: {_short(err)}")
-        if not isinstance(data, dict):
-            _fail("E306", f"`{path}` must hold a JSON object mapping names to arrays")
-        return {k: as_array(v, k) for k, v in data.items()}
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-    except OSError as err:
-        _fail("E306", f"cannot read `{path}`: {err.strerror or err}")
-    if head.startswith(_NPY_MAGIC):
-        _fail("E306", f"`{path}` is an .npy file: it holds one array, without a name",
-              help=(f"give it to one value with --set NAME={path}, or save several with numpy.savez",))
-    if not head.startswith(_ZIP_MAGIC):
-        _fail("E306", f"`{path}` is neither an .npz archive nor a .json file",
-              help=("save arrays with numpy.savez(path, x=..., y=...), or write a .json object "
-                    "mapping names to arrays",))
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            out = {}
-            for k in archive.files:
-                member = k if k in archive.zip.namelist() else k + ".npy"
-                with archive.zip.open(member) as fh:
-                    _check_header(fh, path, k, max_elements)
-                out[k] = as_array(archive[k], k)
-            return out
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
-        _fail("E306", f"cannot read `{path}`: {_short(err)}",
-              help=("use an .npz of numeric arrays (pickled objects are refused) or a .json file",))
-
-
-def _check_header(fh, path, name, max_elements):
-    """Refuse an array that would be too large before reading it (a small file may claim a huge shape)."""
-    if fh.read(6) != _NPY_MAGIC:
-        return  # not an .npy member: numpy's own reader says what is wrong
-    major = fh.read(2)[:1]
-    read = np.lib.format.read_array_header_1_0 if major == b"\x01" else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read(fh)
-    if dtype.hasobject:
-        _fail("E306", f"cannot read `{name}` from `{path}`: it holds Python objects, which are refused "
-                      "(they would need pickle)", help=("save plain numeric arrays",))
-    if math.prod(shape) > max_elements:
-        _fail("E303", f"`{name}` in `{path}` has {math.prod(shape):,} elements {list(shape)}, more than the "
-                      f"limit of {max_elements:,}", help=("use smaller data, or raise --max-elements",))
-
-
-def _short(err) -> str:
-    text = str(err)
-    return text if len(text) < 200 else text[:200] + "..."
+from .valuefiles import load_file, parse_set, short as _short  # noqa: F401  (load_file, parse_set: read here by tests)
 
 
 # ---- binding dims --------------------------------------------------------------
 
+def check_dim_names(built: Built, overrides: dict) -> None:
+    """E304 for a dim size given (--dim) for a name that is not a dim of the model: it would be ignored."""
+    for name in overrides:
+        if name in built.declared_dims:
+            continue
+        decl = built.decls.get(name)
+        if decl is not None:
+            _fail("E304", f"cannot set the size of `{name}`: it is {'an' if decl.kind == 'input' else 'a'} "
+                          f"{decl.kind}, not a dim", decl.span,
+                  help=(f"give its value with --set {name}=[...]",), source=built.source)
+        near = suggest(name, built.declared_dims)
+        _fail("E304", f"cannot set the size of dim `{name}`: the model has no dim of that name",
+              help=(f"did you mean `{near}`?",) if near else
+              (f"its dims are: {', '.join(built.declared_dims) or '(none)'}",), source=built.source)
+
+
 def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[str, int]:
     """Every dim's size: declared, overridden, or bound from the values (given ones first)."""
+    check_dim_names(built, overrides or {})
     dims = dict(built.declared_dims)
     dims.update({k: int(v) for k, v in (overrides or {}).items()})
     unknown = [n for n in given if n not in built.decls]

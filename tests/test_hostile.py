@@ -274,14 +274,14 @@ def _(d):
 
 # -- non-finite data
 
-@case("nan_in_data", "NaN in the data (--set)", 1, ["E302"], ["`x` is given a value that contains NaN",
+@case("nan_in_data", "NaN in the data (--set)", 1, ["E302"], ["`x` (--set) is not finite: NaN at index [1]",
                                                              "1 of 2 elements are not finite"])
 def _(d):
     return ["eval", write(d, "m.gdsl", "input x : [2]\nJ = sum(x)\n"), "--set", "x=[1, NaN]"]
 
 
 @case("inf_in_json_file", "Infinity in a .json value file (written as the string \"Infinity\")", 1, ["E302"],
-      ["`x` is given a value that contains Inf"])
+      ["`x` in `v.json` is not finite: Inf at index [1]"])
 def _(d):
     write(d, "v.json", '{"x": [1, "Infinity"]}')
     return ["eval", write(d, "m.gdsl", "input x : [2]\nJ = sum(x)\n"), "--load", "v.json"]
@@ -377,14 +377,14 @@ def _(d):
     return ["eval", mlp(d), "--load", write(d, "v.csv", "1,2,3\n")]
 
 
-@case("json_complex", "a complex number in an .npz", 1, ["E306"], ["the value of `x` is complex"])
+@case("json_complex", "a complex number in an .npz", 1, ["E306"], ["`x` in `v.npz` holds complex numbers"])
 def _(d):
     np.savez(d / "v.npz", x=np.ones((2, 5)) * 1j, y=np.zeros((1, 5)))
     return ["eval", mlp(d), "--load", "v.npz"]
 
 
 @case("json_ragged", "a ragged array in a .json value file", 1, ["E306"],
-      ["the value of `x` is not a rectangular array of numbers"])
+      ["`x` in `v.json` is not a rectangular array of numbers"])
 def _(d):
     return ["eval", mlp(d), "--load", write(d, "v.json", '{"x": [[1, 2], [3]]}')]
 
@@ -1180,6 +1180,10 @@ The rules these show:
   2**28), checked from the shapes before anything is allocated, for value files
   too (from the .npy headers).
 - Value files are read without pickle; an .npz holding Python objects is refused.
+  Only regular files are read (a FIFO or a device is refused, without waiting);
+  a .json value file is at most 16 MiB; strings, dates and bytes are refused,
+  not coerced; NaN and Inf in data are refused (E302) naming the file, the
+  entry and the first bad index. docs/language.md lists what is accepted.
 - Diagnostics are safe to print: control characters from the file are shown as
   visible symbols (U+2400...), names longer than 120 characters are shortened,
   and very long lines are cut around the error.

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 
 from ..api import Model, load
 from ..diagnostics import Diagnostic, GraphDSLError
 from ..outputs import Named, check_outputs
-from ..values import load_file, parse_set
+from ..valuefiles import load_file, parse_set
 
 
 class UsageError(Exception):
@@ -68,18 +69,32 @@ def add_value_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-nonfinite", action="store_true", help="go on when a value is NaN or Inf")
 
 
+MAX_DIM_DIGITS = 18  # a size of 19 digits is beyond any array (and int64); larger text is not worth converting
+
+
 def parse_dims(items) -> dict[str, int]:
+    """--dim NAME=INT items; a malformed one, or a name given twice, is a usage error (exit 2)."""
     dims = {}
     for item in items:
         name, sep, raw = item.partition("=")
-        try:
-            size = int(raw)
-        except ValueError:
-            size = -1
-        if not sep or not name.strip().isidentifier() or size < 0:
-            raise UsageError(f"--dim expects NAME=INT with INT >= 0, got `{item}`")
-        dims[name.strip()] = size
+        name, raw = name.strip(), raw.strip()
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--dim expects NAME=INT, got `{_clip(item)}`")
+        digits = re.fullmatch(r"([+-]?)([0-9]+)", raw)
+        if digits is None:
+            raise UsageError(f"--dim {name}: the size must be a whole number, got `{_clip(raw)}`")
+        if digits[1] == "-" and digits[2].strip("0"):
+            raise UsageError(f"--dim {name}: the size must be >= 0, got {_clip(raw)}")
+        if len(digits[2].lstrip("0")) > MAX_DIM_DIGITS:
+            raise UsageError(f"--dim {name}: the size {_clip(raw)} is too large (at most {MAX_DIM_DIGITS} digits)")
+        if name in dims:
+            raise UsageError(f"--dim {name} is given twice")
+        dims[name] = int(raw)
     return dims
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text):,} characters)"
 
 
 def load_model(args) -> Model:
@@ -90,12 +105,18 @@ def load_model(args) -> Model:
 
 
 def gather_values(args) -> dict[str, np.ndarray]:
+    """--load files in order (a later file wins), then --set values (each name once)."""
     values: dict[str, np.ndarray] = {}
     limit = getattr(args, "max_elements", 2 ** 28)  # checked in the file headers, before loading
+    allow = getattr(args, "allow_nonfinite", False)
     for path in args.load:
-        values.update(load_file(path, limit))
+        values.update(load_file(path, limit, allow_nonfinite=allow))
+    set_names = set()
     for item in args.set:
-        name, value = parse_set(item, limit)
+        name, value = parse_set(item, limit, allow_nonfinite=allow)
+        if name in set_names:
+            raise model_error("E306", f"--set {name} is given twice", help=("give each name once",))
+        set_names.add(name)
         values[name] = value
     return values
 
