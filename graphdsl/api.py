@@ -91,12 +91,22 @@ class Model:
         with gc_paused():
             self.program = parse_program(text, name)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
-        self.graph = self.built.graph
+        self._nx_graph = None
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
         self.max_elements = DEFAULT_MAX_ELEMENTS
 
     # ---- facts -------------------------------------------------------------------
+    @property
+    def graph(self):
+        """The model's graph as a networkx.MultiDiGraph, made on first use (networkx is imported then).
+
+        It shares its storage with `self.built.graph`, the lighter graph graphdsl itself works on.
+        """
+        if self._nx_graph is None:
+            self._nx_graph = self.built.graph.to_networkx()
+        return self._nx_graph
+
     @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.built.diagnostics if not d.is_error]

@@ -30,10 +30,10 @@ import gc
 import math
 import tracemalloc
 
-import networkx as nx
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError
+from .digraph import MultiDiGraph
 from .graph import topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
@@ -61,7 +61,7 @@ except Exception:  # pragma: no cover - other NumPy versions
         state.__exit__(None, None, None)
 
 class Plan:
-    def __init__(self, g: nx.MultiDiGraph, targets: list[str], source=None, max_elements=DEFAULT_MAX_ELEMENTS,
+    def __init__(self, g: MultiDiGraph, targets: list[str], source=None, max_elements=DEFAULT_MAX_ELEMENTS,
                  optimize: bool = True):
         was_enabled = gc.isenabled()
         gc.disable()  # compiling allocates many small objects and frees none: nothing for the collector
