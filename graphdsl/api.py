@@ -163,7 +163,7 @@ class Model:
         compiled, given = self.compile(values, dims)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
@@ -179,7 +179,7 @@ class Model:
                 table = gradients(compiled.built.gb, target, wrt)
             hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)), wrt)
         plan, wrt = hit
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):

@@ -11,13 +11,8 @@ import time
 
 import numpy as np
 
-from typing import TYPE_CHECKING
-
 from .diagnostics import Diagnostic, GraphDSLError
 from .ops import REGISTRY, concrete
-
-if TYPE_CHECKING:
-    from .plan import Plan
 
 CHUNK = 1000  # instructions per generated function
 FOLD_LIMIT = 64  # constant-fold results of at most this many elements
@@ -65,7 +60,7 @@ def _is_pow2(c) -> bool:
 
 
 class _Program:
-    def __init__(self, plan: Plan, optimize: bool):
+    def __init__(self, plan, optimize: bool):  # plan: a plan.Plan (not imported: plan.py imports this module)
         g = plan.graph
         self.plan = plan
         self.shape: dict[str, tuple | None] = {}

@@ -22,6 +22,12 @@ operators and conditionals for + - * / and relu, which is what makes long
 scalar chains cost a few tens of nanoseconds per node. Plans with more than
 `CHUNK` instructions are split into functions of that size, so compiling and
 running stay linear in the number of nodes.
+
+The program is generated on first use, not with the plan: `run(..., tiered=True)`
+(what `Model.grad` and `Model.eval` call) answers its first call from the
+reference schedule and compiles the program for the calls after it. Generating
+and compiling the program is half the cost of a model's first gradient, and a
+command that asks once never needs it; the numbers are the same either way.
 """
 from __future__ import annotations
 
@@ -95,7 +101,22 @@ class Plan:
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._last_uses()
         self.nslots = len(self.slot)
-        self.program = _Program(self, optimize)
+        self._optimize = optimize
+        self._program = None
+        self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
+
+    @property
+    def program(self) -> _Program:
+        """The compiled program, generated on first use."""
+        if self._program is None:
+            was_enabled = gc.isenabled()
+            gc.disable()  # as in __init__: many small objects, all kept
+            try:
+                self._program = _Program(self, self._optimize)
+            finally:
+                if was_enabled:
+                    gc.enable()
+        return self._program
 
     def _check_size(self, n, data, max_elements):
         sizes = concrete(data["shape"])
@@ -133,10 +154,16 @@ class Plan:
         return [tuple(f) for f in frees]
 
     # ---- running ---------------------------------------------------------------
-    def run(self, leaf_values: dict, check_finite=True) -> list:
-        """The targets' values, from the compiled program; errors name the node and its line."""
+    def run(self, leaf_values: dict, check_finite=True, tiered=False) -> list:
+        """The targets' values, from the compiled program; errors name the node and its line.
+
+        `tiered`: the first call of the plan runs the reference schedule instead, and
+        leaves generating the program to the next call (see the module's docstring).
+        """
+        self.calls += 1
+        first = tiered and self._program is None and self.calls == 1
         try:
-            results = self._run_compiled(leaf_values)
+            results = self._run_reference_quiet(leaf_values) if first else self._run_compiled(leaf_values)
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
             raise self._failure(leaf_values, err) from None
         if check_finite and not _all_finite(results):
@@ -154,6 +181,15 @@ class Plan:
         finally:
             _loud(token)
 
+    def _run_reference_quiet(self, leaf_values):
+        slots = self._fill(leaf_values)
+        token = _quiet()
+        try:
+            self._step_through(slots, free=True, errstate=False)
+        finally:
+            _loud(token)
+        return [slots[s] for s in self.target_slots]
+
     def run_reference(self, leaf_values: dict) -> list:
         """The straightforward schedule, one step per node: the meaning the compiled program must match."""
         slots = self._fill(leaf_values)
@@ -169,16 +205,18 @@ class Plan:
             raise self._failure(leaf_values, err) from None
         return {n: np.asarray(slots[s]) for n, s in self.slot.items() if slots[s] is not None}
 
-    def _step_through(self, slots, free: bool, until=None):
+    def _step_through(self, slots, free: bool, until=None, errstate=True):
         """Run the reference steps in order; `until(k, value)` may stop at step k by raising."""
-        with np.errstate(all="ignore"):
-            for k, ((fn, ins, out), dead) in enumerate(zip(self.steps, self.frees)):
-                slots[out] = fn(*[slots[i] for i in ins])
-                if until is not None:
-                    until(k, slots[out])
-                if free:
-                    for s in dead:
-                        slots[s] = None
+        if errstate:
+            with np.errstate(all="ignore"):
+                return self._step_through(slots, free, until, errstate=False)
+        for k, ((fn, ins, out), dead) in enumerate(zip(self.steps, self.frees)):
+            slots[out] = fn(*[slots[i] for i in ins])
+            if until is not None:
+                until(k, slots[out])
+            if free:
+                for s in dead:
+                    slots[s] = None
 
     def _failure(self, leaf_values, err) -> GraphDSLError:
         """Re-run step by step to find the node NumPy refused, and say where it comes from."""
