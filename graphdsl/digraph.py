@@ -10,55 +10,34 @@ directions), so code written against networkx's graph reads it unchanged, and
 from __future__ import annotations
 
 
-class NodeView:
-    """`g.nodes`: look-up, membership, iteration, and `g.nodes(data=True)`."""
+class NodeView(dict):
+    """`g.nodes`: node -> attribute dict, and `g.nodes(data=True)` as networkx's view.
 
-    __slots__ = ("_node",)
+    It is the node dict itself (a dict subclass), so `g.nodes[n]` costs one
+    dictionary look-up: the builders read it for every node they touch.
+    """
 
-    def __init__(self, node: dict):
-        self._node = node
-
-    def __getitem__(self, n):
-        return self._node[n]
-
-    def __iter__(self):
-        return iter(self._node)
-
-    def __contains__(self, n):
-        return n in self._node
-
-    def __len__(self):
-        return len(self._node)
-
-    def get(self, n, default=None):
-        return self._node.get(n, default)
+    __slots__ = ()
 
     def __call__(self, data=False, default=None):
         return self.data(data, default) if data is not False else self
 
     def data(self, data=True, default=None):
         if data is True:
-            return list(self._node.items())
-        return [(n, d.get(data, default)) for n, d in self._node.items()]
-
-    def items(self):
-        return self._node.items()
+            return list(self.items())
+        return [(n, d.get(data, default)) for n, d in self.items()]
 
 
 class MultiDiGraph:
     """Nodes with attribute dicts, and edges keyed (by argument position) between them."""
 
     def __init__(self):
-        self._node: dict = {}
+        self._node = self.nodes = NodeView()
         self._succ: dict = {}
         self._pred: dict = {}
         self.graph: dict = {}
 
     # ---- reading -------------------------------------------------------------------
-    @property
-    def nodes(self) -> NodeView:
-        return NodeView(self._node)
-
     def __contains__(self, n) -> bool:
         return n in self._node
 

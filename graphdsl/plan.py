@@ -81,23 +81,32 @@ class Plan:
         self.source = source
         self.targets = list(targets)
         self.graph = g
-        nodes = _upstream(g, self.targets)
-        order = topological_order(g, nodes)
-        self.slot = {}
+        order = _schedule_order(g, _upstream(g, self.targets))
+        self.slot = slot = {}
         self.leaves: list[tuple[str, int]] = []
         self.steps: list[tuple] = []
         self.step_ops: list[str] = []
+        node, pred = g._node, g._pred
+        ops = []
+        sizes: dict = {}  # a shape's element count, computed once per distinct shape
         for n in order:
-            data = g._node[n]
+            data = node[n]
             if data["kind"] == "var":
-                self._check_size(n, data, max_elements)
-                self.slot[n] = len(self.slot)
-                if not g._pred[n]:
-                    self.leaves.append((n, self.slot[n]))
+                shape = data["shape"]
+                count = sizes.get(shape, -1) if shape is not None else None
+                if count == -1:
+                    dims = concrete(shape)
+                    count = sizes[shape] = None if dims is None else math.prod(dims)
+                if count is not None and count > max_elements:
+                    self._too_large(n, data, count, max_elements)
+                slot[n] = len(slot)
+                if not pred[n]:
+                    self.leaves.append((n, slot[n]))
+            else:
+                ops.append(n)
         self._bound = {}
-        for n in order:
-            if g._node[n]["kind"] == "op":
-                self._add_step(g, n)
+        for n in ops:
+            self._add_step(g, n)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._last_uses()
         self.nslots = len(self.slot)
@@ -118,13 +127,11 @@ class Plan:
                     gc.enable()
         return self._program
 
-    def _check_size(self, n, data, max_elements):
-        sizes = concrete(data["shape"])
-        if sizes is not None and math.prod(sizes) > max_elements:
-            raise GraphDSLError(Diagnostic(
-                "E303", f"`{data.get('name') or data.get('text') or n}` would hold {math.prod(sizes):,} elements "
-                        f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
-                help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
+    def _too_large(self, n, data, count, max_elements):
+        raise GraphDSLError(Diagnostic(
+            "E303", f"`{data.get('name') or data.get('text') or n}` would hold {count:,} elements "
+                    f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
+            help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
     def _add_step(self, g, op_id):
         data = g._node[op_id]
@@ -133,10 +140,15 @@ class Plan:
             raise GraphDSLError(Diagnostic(
                 "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
                 help=(f"define it before evaluating, e.g. `def {func}(z) = relu(z)`",)), self.source)
-        kw = _bind_attrs(data["attrs"], g)
+        kw = _bind_attrs(data["attrs"], g) if data["attrs"] else {}
         fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
         self._bound[op_id] = kw
-        ins = tuple(self.slot[u] for _, u in sorted((k, u) for u, keys in g._pred[op_id].items() for k in keys))
+        slot, preds = self.slot, g._pred[op_id]
+        if len(preds) == 1:  # one argument, or one value passed several times
+            (u, keys), = preds.items()
+            ins = (slot[u],) * len(keys)
+        else:
+            ins = tuple(slot[u] for _, u in sorted((k, u) for u, keys in preds.items() for k in keys))
         self.steps.append((fn, ins, self.slot[data["out"]]))
         self.step_ops.append(op_id)
 
@@ -320,6 +332,26 @@ class Plan:
                 tracemalloc.stop()
             del results
         return report
+
+
+def _schedule_order(g, nodes: set) -> list:
+    """`nodes` in an order that computes every value after its inputs.
+
+    The builder adds a node after the nodes it reads, so the graph's insertion
+    order almost always is one: checking that costs one pass. Otherwise (a node
+    renamed after it was read), a topological sort. Any such order gives the same
+    numbers: each node's value depends only on its inputs.
+    """
+    order = [n for n in g._node if n in nodes]
+    pred = g._pred
+    placed: set = set()
+    add = placed.add
+    for n in order:
+        for u in pred[n]:
+            if u not in placed:
+                return topological_order(g, nodes)
+        add(n)
+    return order
 
 
 def _upstream(g, targets) -> set:
