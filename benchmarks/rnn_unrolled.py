@@ -35,3 +35,27 @@ def rnn_values(T: int, seed: int = 0) -> dict:
 
 if __name__ == "__main__":
     sys.stdout.write(rnn_source(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+
+
+WRT = ["W_xh", "W_hh", "b_h", "W_hy", "b_y"]
+
+
+def numpy_rnn_step(v: dict):
+    """J and its gradients with respect to WRT, written by hand (backpropagation through time)."""
+    xs, W_xh, W_hh, b_h = v["xs"], v["W_xh"], v["W_hh"], v["b_h"]
+    hs = [np.zeros((W_hh.shape[0], xs.shape[2]))]  # h0 = 0 (broadcast over the batch)
+    for x in xs:
+        hs.append(np.tanh(W_xh @ x + W_hh @ hs[-1] + b_h))
+    e = v["W_hy"] @ hs[-1] + v["b_y"] - v["target"]
+    J = np.mean(e ** 2)
+    dy = e * (2.0 / e.size)
+    dW_xh, dW_hh, db_h = np.zeros_like(W_xh), np.zeros_like(W_hh), np.zeros_like(b_h)
+    dh = v["W_hy"].T @ dy
+    for t in range(len(xs) - 1, -1, -1):
+        da = dh * (1.0 - hs[t + 1] ** 2)
+        dW_xh += da @ xs[t].T
+        dW_hh += da @ hs[t].T
+        db_h += da.sum(axis=1, keepdims=True)
+        dh = W_hh.T @ da
+    return J, {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hy": dy @ hs[-1].T,
+               "b_y": dy.sum(axis=1, keepdims=True)}

@@ -156,7 +156,39 @@ class _Program:
         self._elide_broadcasts()
         self._reassociate_pow2()
         self._masks_as_bools()
+        self._tanh_grads_from_values()
+        self._static_forms()
         self._dead_code()
+
+    def _tanh_grads_from_values(self):
+        """tanh'(x) is 1 - tanh(x)**2: when tanh(x) is computed anyway, read it instead of computing it again.
+
+        Exact: np.tanh is deterministic, and `** 2` is np.square's bits. The backward pass
+        then holds tanh(x), which it reads anyway for the next weight's gradient, not x.
+        """
+        made = {ins.ins[0]: ins.out for ins in self.instrs if ins.op == "tanh" and len(ins.ins) == 1}
+        for ins in self.instrs:
+            if ins.op == "tanh'" and len(ins.ins) == 1 and ins.ins[0] in made:
+                ins.ins, ins.form = [made[ins.ins[0]]], "tanh_grad"
+
+    def _static_forms(self):
+        """Indexing by a constant key and sum_to with shapes known now: inline, no function call.
+
+        The same NumPy calls as the ops' forward functions (`x[key]`; `sum_to`'s
+        np.sum over the broadcast axes with keepdims, then its reshape).
+        """
+        for ins in self.instrs:
+            if ins.op == "index" and len(ins.ins) == 1 and set(ins.kw) <= {"key", "like"}:
+                ins.form, ins.arg = "index", ins.kw.get("key", ())
+            elif ins.op == "sum_to" and len(ins.ins) == 1:
+                have, like = self.shape.get(ins.ins[0]), self.shape.get(ins.out)
+                if have is None or like is None or have == like:
+                    continue
+                lead = len(have) - len(like)
+                axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(like)
+                                                  if s == 1 and have[lead + i] != 1)
+                kept = tuple(1 if i in axes else s for i, s in enumerate(have))
+                ins.form, ins.arg = "sum_to", (axes, None if kept == like else like)
 
     def _is_noop(self, ins) -> bool:
         op = ins.op
@@ -346,7 +378,8 @@ class _Program:
         shape = self.shape.get(ins.out)
         if not shape or ins.form in ("reshape", "T") or ins.out in self.bools:
             return False
-        if ins.form in ("binary", "neg", "square", "relu", "mask", "abs", "ufunc", "matmul", "sum", "sqnorm"):
+        if ins.form in ("binary", "neg", "square", "relu", "mask", "abs", "ufunc", "matmul", "sum", "sqnorm",
+                        "tanh_grad", "sum_to"):
             return True
         opdef = REGISTRY.get(ins.op)
         return ins.op in _FRESH or (opdef is not None and opdef.elementwise and ins.op not in ("identity",
@@ -409,7 +442,8 @@ class _Program:
             for r in roots.get(t, ()):
                 last[r] = math.inf
         for k, ins in enumerate(self.instrs):
-            if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc") or ins.out in self.bools:
+            if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc", "tanh_grad") \
+                    or ins.out in self.bools:
                 continue
             shape = self.shape.get(ins.out)
             if not shape or self.scalar:
@@ -580,6 +614,16 @@ class _Program:
             return f"np.{ins.arg}({', '.join(a)}{out})"
         if form == "matmul":
             return f"({a[0]} @ {a[1]})"
+        if form == "tanh_grad":
+            return f"np.subtract(1.0, np.square({a[0]}){out})"
+        if form == "index":
+            ns["_nk"] = ns.get("_nk", 0) + 1
+            ns[f"_k{ns['_nk']}"] = ins.arg
+            return f"{a[0]}[_k{ns['_nk']}]"
+        if form == "sum_to":
+            axes, like = ins.arg
+            reshape = f".reshape({like!r})" if like is not None else ""
+            return f"_add_reduce({a[0]}, {axes!r}, None, None, True){reshape}"
         if form == "T":
             return f"{a[0]}.T"
         if form == "reshape":
