@@ -474,7 +474,9 @@ class _Program:
                 return repr(float(value))
             if v not in names:
                 names[v] = f"c{len(names)}"
-                ns[names[v]] = value if not self.scalar else (float(value) if np.ndim(value) == 0 else value)
+                # A scalar constant as a NumPy scalar, not a 0-d array: the same IEEE arithmetic,
+                # without a ufunc call for every scalar operation (lam / 2, 1 / b, ...).
+                ns[names[v]] = value if np.ndim(value) else float(value) if self.scalar else np.float64(value)
             return names[v]
 
         local: dict[str, str] = {}
@@ -530,7 +532,9 @@ class _Program:
                         args.append(const_expr(v))
                         continue
                     if v not in loaded and (v in cross and chunk_of.get(v) != c):
-                        lines.append(f"    {var(v)} = S[{cross[v]}]")
+                        # a 0-d leaf read as a NumPy scalar (see const_expr); `[()]` keeps its value
+                        scalar_leaf = not self.scalar and cross[v] < len(self.leaves) and self.shape.get(v) == ()
+                        lines.append(f"    {var(v)} = S[{cross[v]}]{'[()]' if scalar_leaf else ''}")
                         loaded.add(v)
                     args.append(var(v))
                 expr = self._expr(ins, args, ns)

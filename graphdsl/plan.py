@@ -376,7 +376,7 @@ def _all_finite(results) -> bool:
             if not math.isfinite(r):
                 return False
             continue
-        if np.ndim(r) == 0:
+        if r.ndim == 0:  # (an attribute: np.ndim's dispatch costs a microsecond)
             if not math.isfinite(r):
                 return False
             continue
