@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 
-from .diagnostics import Diagnostic, GraphDSLError
 from .ops import REGISTRY, concrete
 
 CHUNK = 1000  # instructions per generated function
@@ -24,16 +23,6 @@ _PURE = ("binary", "neg", "square", "relu", "mask", "abs")  # forms a scalar pro
 _REDUCTIONS = ("sum", "mean", "max", "min", "sqnorm", "norm", "logsumexp", "var")
 # ops whose result is a new array (never a view of an input) when it has at least one axis
 _FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTIONS}
-
-
-def _leaf_value(plan, leaf_values, name):
-    value = leaf_values.get(name)
-    if value is None:
-        value = plan.graph.nodes[name].get("value")
-    if value is None:
-        raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", plan.graph.nodes[name].get("span"),
-                                       help=(f"give one with --set {name}=... or --load FILE",)), plan.source)
-    return value
 
 
 # ---- the compiled program ---------------------------------------------------------------
@@ -109,7 +98,7 @@ class _Program:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
         if any(v is None for v in values):
-            values = [_leaf_value(self.plan, leaf_values, name) for name in self.leaves]
+            values = [self.plan.leaf_value(leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
         return values

@@ -43,7 +43,6 @@ from .digraph import MultiDiGraph
 from .graph import topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
-from .codegen import _leaf_value, _Program
 
 DEFAULT_MAX_ELEMENTS = 2 ** 28
 
@@ -115,9 +114,10 @@ class Plan:
         self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
 
     @property
-    def program(self) -> _Program:
-        """The compiled program, generated on first use."""
+    def program(self):
+        """The compiled program (a codegen._Program), generated on first use."""
         if self._program is None:
+            from .codegen import _Program  # here: a command that runs a plan once never needs it
             was_enabled = gc.isenabled()
             gc.disable()  # as in __init__: many small objects, all kept
             try:
@@ -255,8 +255,18 @@ class Plan:
     def _fill(self, leaf_values):
         slots = [None] * self.nslots
         for name, s in self.leaves:
-            slots[s] = _leaf_value(self, leaf_values, name)
+            slots[s] = self.leaf_value(leaf_values, name)
         return slots
+
+    def leaf_value(self, leaf_values, name):
+        """The given value of leaf `name`, else the graph's constant; E304 when there is neither."""
+        value = leaf_values.get(name)
+        if value is None:
+            value = self.graph.nodes[name].get("value")
+        if value is None:
+            raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", self.graph.nodes[name].get("span"),
+                                           help=(f"give one with --set {name}=... or --load FILE",)), self.source)
+        return value
 
     def _locate_nonfinite(self, leaf_values):
         """Re-run slowly to find the first node whose value is NaN or Inf, and say where it comes from."""
