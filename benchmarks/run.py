@@ -165,7 +165,7 @@ def torch_chain(n):
 
 # ---- timing ---------------------------------------------------------------------------------------
 
-def best_times(fns: dict, seconds: float, pair=("graphdsl", "numpy")) -> dict:
+def best_times(fns: dict, seconds: float, pair=("graphdsl", "numpy"), clock=time.perf_counter) -> dict:
     """Seconds per call of each function, and graphdsl's ratio to NumPy ("ratio").
 
     On a shared machine the load comes and goes within seconds. graphdsl and NumPy
@@ -174,19 +174,21 @@ def best_times(fns: dict, seconds: float, pair=("graphdsl", "numpy")) -> dict:
     of load between pairs cancels out. Times are the medians of the batches.
     PyTorch's thread pool spins for a while after each call and would steal the
     cores from whatever ran next, so it and micrograd are timed in batches of their own.
+    `clock`: time.perf_counter (wall) or time.process_time (this process's CPU time,
+    which a busy machine's other processes disturb much less).
     """
     pair = [k for k in pair if k in fns]
-    samples = _batches({k: fns[k] for k in pair}, seconds)
+    samples = _batches({k: fns[k] for k in pair}, seconds, clock)
     out = {k: statistics.median(v) for k, v in samples.items()}
     if len(pair) == 2:
         out["ratio"] = statistics.median(a / b for a, b in zip(samples[pair[0]], samples[pair[1]]))
     for k in fns:
         if k not in pair:
-            out[k] = statistics.median(_batches({k: fns[k]}, seconds / 2)[k])
+            out[k] = statistics.median(_batches({k: fns[k]}, seconds / 2, clock)[k])
     return out
 
 
-def _batches(fns, seconds):
+def _batches(fns, seconds, clock=time.perf_counter):
     calls = {}
     for k, f in fns.items():  # warm up (compiled plans, caches, specialised bytecode) and size a batch
         f()
@@ -203,10 +205,10 @@ def _batches(fns, seconds):
             n = calls[k]
             gc.disable()
             try:
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(n):
                     f()
-                samples[k].append((time.perf_counter() - start) / n)
+                samples[k].append((clock() - start) / n)
             finally:
                 gc.enable()
         rounds += 1

@@ -93,12 +93,22 @@ class Model:
             self.program = parse_program(text, name)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
         check_dim_names(self.built, self.dim_overrides)
-        self.graph = self.built.graph
+        self._nx_graph = None
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
         self.max_elements = DEFAULT_MAX_ELEMENTS
 
     # ---- facts -------------------------------------------------------------------
+    @property
+    def graph(self):
+        """The model's graph as a networkx.MultiDiGraph, made on first use (networkx is imported then).
+
+        It shares its storage with `self.built.graph`, the lighter graph graphdsl itself works on.
+        """
+        if self._nx_graph is None:
+            self._nx_graph = self.built.graph.to_networkx()
+        return self._nx_graph
+
     @property
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.built.diagnostics if not d.is_error]
@@ -163,7 +173,7 @@ class Model:
             self._refuse_nonfinite(given)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
@@ -181,7 +191,7 @@ class Model:
                 table = gradients(compiled.built.gb, target, wrt)
             hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)), wrt)
         plan, wrt = hit
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite)
+        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-import networkx as nx
-
 from .diagnostics import Diagnostic, GraphDSLError
+from .digraph import ancestors
 from .graph import GraphBuilder, _same_shape, is_fixed_const, topological_order
 from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, UnknownShape, same_dim
@@ -52,7 +51,7 @@ def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
                                                f"shape {fmt_shape(shape)}", gb.g.nodes[of].get("span"),
                                        help=("reduce it first, e.g. sum(...) or mean(...)",)), gb.source)
     g = gb.g
-    upstream = nx.ancestors(g, of) | {of}
+    upstream = ancestors(g, of) | {of}
     needed = {v for v in upstream if g.nodes[v]["kind"] == "var" and not is_fixed_const(g.nodes[v])}
     saved = gb.phase, gb.span, gb.call
     gb.phase = "backward"

@@ -12,10 +12,8 @@ import sys
 import traceback
 import warnings
 
-from rich.console import Console
-
 from . import __version__
-from .commands import MODULES
+from .commands import modules_for
 from .commands.common import UsageError, check_command_outputs
 from .diagnostics import Diagnostic, GraphDSLError
 from .fileio import dumps
@@ -26,9 +24,21 @@ class Output:
 
     def __init__(self, error_format: str = "text"):
         self.error_format = error_format
-        # markup off: shapes like [d=4, b=?] are data, not rich markup
-        self.console = Console(highlight=False, soft_wrap=True, markup=False)
-        self.errors = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+        self._console = self._errors = None
+
+    # The consoles are made on first use: importing rich is a tenth of a
+    # command's start-up, and `--error-format json` or a bare result never needs it.
+    @property
+    def console(self):
+        if self._console is None:
+            self._console = _console(stderr=False)
+        return self._console
+
+    @property
+    def errors(self):
+        if self._errors is None:
+            self._errors = _console(stderr=True)
+        return self._errors
 
     def json(self, value) -> None:
         sys.stdout.write(dumps(value) + "\n")
@@ -48,6 +58,12 @@ class Output:
             self.errors.print(f"{n} errors", markup=False)
 
 
+def _console(stderr: bool):
+    from rich.console import Console
+    # markup off: shapes like [d=4, b=?] are data, not rich markup
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own exit(2) path, with our wording
         self.print_usage(sys.stderr)
@@ -55,7 +71,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(argv=None) -> argparse.ArgumentParser:
+    """The parser for `argv`: only the subcommand named there is loaded (all when none is named)."""
     parser = _Parser(prog="graphdsl", description="A text language for computation graphs: check, evaluate, "
                                                    "differentiate, render and train a model file.")
     parser.add_argument("--version", action="version", version=f"graphdsl {__version__}")
@@ -72,7 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
         return original(name, **kw)
 
     sub.add_parser = add_parser
-    for module in MODULES:
+    for module in modules_for(_command_in(sys.argv[1:] if argv is None else argv)):
         if hasattr(module, "add_parsers"):
             module.add_parsers(sub)
         else:
@@ -80,8 +97,13 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv) -> str | None:
+    """The subcommand's name: the first word that is not an option (options before it take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv=None) -> int:
-    parser = make_parser()
+    parser = make_parser(argv)
     args = parser.parse_args(argv)
     out = Output(args.error_format)
     try:

@@ -11,14 +11,9 @@ import time
 
 import numpy as np
 
-from typing import TYPE_CHECKING
-
 from .diagnostics import Diagnostic, GraphDSLError
 from .graph import is_fixed_const
 from .ops import REGISTRY, concrete
-
-if TYPE_CHECKING:
-    from .plan import Plan
 
 CHUNK = 1000  # instructions per generated function
 FOLD_LIMIT = 64  # constant-fold results of at most this many elements
@@ -30,16 +25,6 @@ _PURE = ("binary", "neg", "square", "relu", "mask", "abs")  # forms a scalar pro
 _REDUCTIONS = ("sum", "mean", "max", "min", "sqnorm", "norm", "logsumexp", "var")
 # ops whose result is a new array (never a view of an input) when it has at least one axis
 _FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTIONS}
-
-
-def _leaf_value(plan, leaf_values, name):
-    value = leaf_values.get(name)
-    if value is None:
-        value = plan.graph.nodes[name].get("value")
-    if value is None:
-        raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", plan.graph.nodes[name].get("span"),
-                                       help=(f"give one with --set {name}=... or --load FILE",)), plan.source)
-    return value
 
 
 # ---- the compiled program ---------------------------------------------------------------
@@ -66,7 +51,7 @@ def _is_pow2(c) -> bool:
 
 
 class _Program:
-    def __init__(self, plan: Plan, optimize: bool):
+    def __init__(self, plan, optimize: bool):  # plan: a plan.Plan (not imported: plan.py imports this module)
         g = plan.graph
         self.plan = plan
         self.shape: dict[str, tuple | None] = {}
@@ -114,7 +99,7 @@ class _Program:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
         if any(v is None for v in values):
-            values = [_leaf_value(self.plan, leaf_values, name) for name in self.leaves]
+            values = [self.plan.leaf_value(leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
         return values
@@ -161,7 +146,41 @@ class _Program:
         self._elide_broadcasts()
         self._reassociate_pow2()
         self._masks_as_bools()
+        self._tanh_grads_from_values()
+        self._static_forms()
         self._dead_code()
+
+    def _tanh_grads_from_values(self):
+        """tanh'(x) is 1 - tanh(x)**2: when tanh(x) is computed anyway, read it instead of computing it again.
+
+        Exact: np.tanh is deterministic, and `** 2` is np.square's bits. The backward pass
+        then holds tanh(x), which it reads anyway for the next weight's gradient, not x.
+        """
+        made = {}  # x -> tanh(x), for the tanh computed so far: a tanh' may come first (grad inside the program)
+        for ins in self.instrs:
+            if ins.op == "tanh" and len(ins.ins) == 1:
+                made.setdefault(ins.ins[0], ins.out)
+            elif ins.op == "tanh'" and len(ins.ins) == 1 and ins.ins[0] in made:
+                ins.ins, ins.form = [made[ins.ins[0]]], "tanh_grad"
+
+    def _static_forms(self):
+        """Indexing by a constant key and sum_to with shapes known now: inline, no function call.
+
+        The same NumPy calls as the ops' forward functions (`x[key]`; `sum_to`'s
+        np.sum over the broadcast axes with keepdims, then its reshape).
+        """
+        for ins in self.instrs:
+            if ins.op == "index" and len(ins.ins) == 1 and set(ins.kw) <= {"key", "like"}:
+                ins.form, ins.arg = "index", ins.kw.get("key", ())
+            elif ins.op == "sum_to" and len(ins.ins) == 1:
+                have, like = self.shape.get(ins.ins[0]), self.shape.get(ins.out)
+                if have is None or like is None or have == like:
+                    continue
+                lead = len(have) - len(like)
+                axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(like)
+                                                  if s == 1 and have[lead + i] != 1)
+                kept = tuple(1 if i in axes else s for i, s in enumerate(have))
+                ins.form, ins.arg = "sum_to", (axes, None if kept == like else like)
 
     def _is_noop(self, ins) -> bool:
         op = ins.op
@@ -351,7 +370,8 @@ class _Program:
         shape = self.shape.get(ins.out)
         if not shape or ins.form in ("reshape", "T") or ins.out in self.bools:
             return False
-        if ins.form in ("binary", "neg", "square", "relu", "mask", "abs", "ufunc", "matmul", "sum", "sqnorm"):
+        if ins.form in ("binary", "neg", "square", "relu", "mask", "abs", "ufunc", "matmul", "sum", "sqnorm",
+                        "tanh_grad", "sum_to"):
             return True
         opdef = REGISTRY.get(ins.op)
         return ins.op in _FRESH or (opdef is not None and opdef.elementwise and ins.op not in ("identity",
@@ -414,7 +434,8 @@ class _Program:
             for r in roots.get(t, ()):
                 last[r] = math.inf
         for k, ins in enumerate(self.instrs):
-            if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc") or ins.out in self.bools:
+            if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc", "tanh_grad") \
+                    or ins.out in self.bools:
                 continue
             shape = self.shape.get(ins.out)
             if not shape or self.scalar:
@@ -445,7 +466,9 @@ class _Program:
                 return repr(float(value))
             if v not in names:
                 names[v] = f"c{len(names)}"
-                ns[names[v]] = value if not self.scalar else (float(value) if np.ndim(value) == 0 else value)
+                # A scalar constant as a NumPy scalar, not a 0-d array: the same IEEE arithmetic,
+                # without a ufunc call for every scalar operation (lam / 2, 1 / b, ...).
+                ns[names[v]] = value if np.ndim(value) else float(value) if self.scalar else np.float64(value)
             return names[v]
 
         local: dict[str, str] = {}
@@ -501,7 +524,9 @@ class _Program:
                         args.append(const_expr(v))
                         continue
                     if v not in loaded and (v in cross and chunk_of.get(v) != c):
-                        lines.append(f"    {var(v)} = S[{cross[v]}]")
+                        # a 0-d leaf read as a NumPy scalar (see const_expr); `[()]` keeps its value
+                        scalar_leaf = not self.scalar and cross[v] < len(self.leaves) and self.shape.get(v) == ()
+                        lines.append(f"    {var(v)} = S[{cross[v]}]{'[()]' if scalar_leaf else ''}")
                         loaded.add(v)
                     args.append(var(v))
                 expr = self._expr(ins, args, ns)
@@ -585,6 +610,16 @@ class _Program:
             return f"np.{ins.arg}({', '.join(a)}{out})"
         if form == "matmul":
             return f"({a[0]} @ {a[1]})"
+        if form == "tanh_grad":
+            return f"np.subtract(1.0, np.square({a[0]}){out})"
+        if form == "index":
+            ns["_nk"] = ns.get("_nk", 0) + 1
+            ns[f"_k{ns['_nk']}"] = ins.arg
+            return f"{a[0]}[_k{ns['_nk']}]"
+        if form == "sum_to":
+            axes, like = ins.arg
+            reshape = f".reshape({like!r})" if like is not None else ""
+            return f"_add_reduce({a[0]}, {axes!r}, None, None, True){reshape}"
         if form == "T":
             return f"{a[0]}.T"
         if form == "reshape":

@@ -1,16 +1,16 @@
 """The graph and the one way to add to it.
 
-A bipartite networkx.MultiDiGraph: variable nodes (kind "var") and operator
+A bipartite multi-digraph (digraph.MultiDiGraph, networkx's layout without networkx): variable nodes (kind "var") and operator
 nodes (kind "op"); the edge from an input to an operator is keyed by argument
 position. `GraphBuilder.op` is used by the forward builder and by every
 reverse-mode rule alike, so gradients are ordinary nodes.
 """
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError, Reporter, Source
+from .digraph import MultiDiGraph
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .ops.base import Dim
 
@@ -19,7 +19,7 @@ ROLES = ("input", "param", "const", "intermediate", "output")
 
 class GraphBuilder:
     def __init__(self, source: Source, reporter: Reporter | None = None):
-        self.g = nx.MultiDiGraph()
+        self.g = MultiDiGraph()
         self.source = source
         self.reporter = reporter or Reporter(source)
         self.count = 0
@@ -62,7 +62,7 @@ class GraphBuilder:
         keys[key] = {}
 
     def finish(self) -> None:
-        nx._clear_cache(self.g)
+        """Nothing to do: kept for networkx's graph, whose caches needed clearing here."""
 
     def const(self, value, name: str | None = None) -> str:
         value = np.asarray(value, dtype=np.float64)
@@ -261,7 +261,7 @@ def _same_shape(a, b) -> bool:
                                                             and x.size == y.size) for x, y in zip(a, b))
 
 
-def topological_order(g: nx.MultiDiGraph, nodes) -> list:
+def topological_order(g: MultiDiGraph, nodes) -> list:
     """The nodes of `nodes` in topological order, as networkx.topological_sort(g.subgraph(nodes)).
 
     Kahn's algorithm by generations, starting from the graph's insertion order, read
@@ -297,5 +297,5 @@ def topological_order(g: nx.MultiDiGraph, nodes) -> list:
                         del indegree[child]
         order.extend(generation)
     if indegree:
-        raise nx.NetworkXUnfeasible("graph contains a cycle")
+        raise ValueError("graph contains a cycle")
     return order

@@ -22,6 +22,12 @@ operators and conditionals for + - * / and relu, which is what makes long
 scalar chains cost a few tens of nanoseconds per node. Plans with more than
 `CHUNK` instructions are split into functions of that size, so compiling and
 running stay linear in the number of nodes.
+
+The program is generated on first use, not with the plan: `run(..., tiered=True)`
+(what `Model.grad` and `Model.eval` call) answers its first call from the
+reference schedule and compiles the program for the calls after it. Generating
+and compiling the program is half the cost of a model's first gradient, and a
+command that asks once never needs it; the numbers are the same either way.
 """
 from __future__ import annotations
 
@@ -29,15 +35,15 @@ import functools
 import gc
 import math
 import tracemalloc
+import warnings
 
-import networkx as nx
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError
+from .digraph import MultiDiGraph
 from .graph import describe, topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
-from .codegen import _leaf_value, _Program
 
 DEFAULT_MAX_ELEMENTS = 2 ** 28
 
@@ -61,7 +67,7 @@ except Exception:  # pragma: no cover - other NumPy versions
         state.__exit__(None, None, None)
 
 class Plan:
-    def __init__(self, g: nx.MultiDiGraph, targets: list[str], source=None, max_elements=DEFAULT_MAX_ELEMENTS,
+    def __init__(self, g: MultiDiGraph, targets: list[str], source=None, max_elements=DEFAULT_MAX_ELEMENTS,
                  optimize: bool = True):
         was_enabled = gc.isenabled()
         gc.disable()  # compiling allocates many small objects and frees none: nothing for the collector
@@ -75,35 +81,58 @@ class Plan:
         self.source = source
         self.targets = list(targets)
         self.graph = g
-        nodes = _upstream(g, self.targets)
-        order = topological_order(g, nodes)
-        self.slot = {}
+        order = _schedule_order(g, _upstream(g, self.targets))
+        self.slot = slot = {}
         self.leaves: list[tuple[str, int]] = []
         self.steps: list[tuple] = []
         self.step_ops: list[str] = []
+        node, pred = g._node, g._pred
+        ops = []
+        sizes: dict = {}  # a shape's element count, computed once per distinct shape
         for n in order:
-            data = g._node[n]
+            data = node[n]
             if data["kind"] == "var":
-                self._check_size(n, data, max_elements)
-                self.slot[n] = len(self.slot)
-                if not g._pred[n]:
-                    self.leaves.append((n, self.slot[n]))
+                shape = data["shape"]
+                count = sizes.get(shape, -1) if shape is not None else None
+                if count == -1:
+                    dims = concrete(shape)
+                    count = sizes[shape] = None if dims is None else math.prod(dims)
+                if count is not None and count > max_elements:
+                    self._too_large(n, data, count, max_elements)
+                slot[n] = len(slot)
+                if not pred[n]:
+                    self.leaves.append((n, slot[n]))
+            else:
+                ops.append(n)
         self._bound = {}
-        for n in order:
-            if g._node[n]["kind"] == "op":
-                self._add_step(g, n)
+        for n in ops:
+            self._add_step(g, n)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._last_uses()
         self.nslots = len(self.slot)
-        self.program = _Program(self, optimize)
+        self._optimize = optimize
+        self._program = None
+        self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
 
-    def _check_size(self, n, data, max_elements):
-        sizes = concrete(data["shape"])
-        if sizes is not None and math.prod(sizes) > max_elements:
-            raise GraphDSLError(Diagnostic(
-                "E303", f"{describe(self.graph, n, self.source)} would hold {math.prod(sizes):,} elements "
-                        f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
-                help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
+    @property
+    def program(self):
+        """The compiled program (a codegen._Program), generated on first use."""
+        if self._program is None:
+            from .codegen import _Program  # here: a command that runs a plan once never needs it
+            was_enabled = gc.isenabled()
+            gc.disable()  # as in __init__: many small objects, all kept
+            try:
+                self._program = _Program(self, self._optimize)
+            finally:
+                if was_enabled:
+                    gc.enable()
+        return self._program
+
+    def _too_large(self, n, data, count, max_elements):
+        raise GraphDSLError(Diagnostic(
+            "E303", f"{describe(self.graph, n, self.source)} would hold {count:,} elements "
+                    f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
+            help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
     def _add_step(self, g, op_id):
         data = g._node[op_id]
@@ -112,10 +141,15 @@ class Plan:
             raise GraphDSLError(Diagnostic(
                 "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
                 help=(f"define it before evaluating, e.g. `def {func}(z) = relu(z)`",)), self.source)
-        kw = _bind_attrs(data["attrs"], g)
+        kw = _bind_attrs(data["attrs"], g) if data["attrs"] else {}
         fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
         self._bound[op_id] = kw
-        ins = tuple(self.slot[u] for _, u in sorted((k, u) for u, keys in g._pred[op_id].items() for k in keys))
+        slot, preds = self.slot, g._pred[op_id]
+        if len(preds) == 1:  # one argument, or one value passed several times
+            (u, keys), = preds.items()
+            ins = (slot[u],) * len(keys)
+        else:
+            ins = tuple(slot[u] for _, u in sorted((k, u) for u, keys in preds.items() for k in keys))
         self.steps.append((fn, ins, self.slot[data["out"]]))
         self.step_ops.append(op_id)
 
@@ -133,10 +167,16 @@ class Plan:
         return [tuple(f) for f in frees]
 
     # ---- running ---------------------------------------------------------------
-    def run(self, leaf_values: dict, check_finite=True) -> list:
-        """The targets' values, from the compiled program; errors name the node and its line."""
+    def run(self, leaf_values: dict, check_finite=True, tiered=False) -> list:
+        """The targets' values, from the compiled program; errors name the node and its line.
+
+        `tiered`: the first call of the plan runs the reference schedule instead, and
+        leaves generating the program to the next call (see the module's docstring).
+        """
+        self.calls += 1
+        first = tiered and self._program is None and self.calls == 1
         try:
-            results = self._run_compiled(leaf_values)
+            results = self._run_reference_quiet(leaf_values) if first else self._run_compiled(leaf_values)
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
             raise self._failure(leaf_values, err) from None
         if check_finite and not _all_finite(results):
@@ -154,6 +194,20 @@ class Plan:
         finally:
             _loud(token)
 
+    def _run_reference_quiet(self, leaf_values):
+        """The reference schedule, as quiet as the compiled program: NumPy's floating-point
+        errors and its RuntimeWarnings (`Mean of empty slice` from steps the program folds
+        away) are not shown; non-finite results are reported by `run` as E302."""
+        slots = self._fill(leaf_values)
+        token = _quiet()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self._step_through(slots, free=True, errstate=False)
+        finally:
+            _loud(token)
+        return [slots[s] for s in self.target_slots]
+
     def run_reference(self, leaf_values: dict) -> list:
         """The straightforward schedule, one step per node: the meaning the compiled program must match."""
         slots = self._fill(leaf_values)
@@ -169,16 +223,18 @@ class Plan:
             raise self._failure(leaf_values, err) from None
         return {n: np.asarray(slots[s]) for n, s in self.slot.items() if slots[s] is not None}
 
-    def _step_through(self, slots, free: bool, until=None):
+    def _step_through(self, slots, free: bool, until=None, errstate=True):
         """Run the reference steps in order; `until(k, value)` may stop at step k by raising."""
-        with np.errstate(all="ignore"):
-            for k, ((fn, ins, out), dead) in enumerate(zip(self.steps, self.frees)):
-                slots[out] = fn(*[slots[i] for i in ins])
-                if until is not None:
-                    until(k, slots[out])
-                if free:
-                    for s in dead:
-                        slots[s] = None
+        if errstate:
+            with np.errstate(all="ignore"):
+                return self._step_through(slots, free, until, errstate=False)
+        for k, ((fn, ins, out), dead) in enumerate(zip(self.steps, self.frees)):
+            slots[out] = fn(*[slots[i] for i in ins])
+            if until is not None:
+                until(k, slots[out])
+            if free:
+                for s in dead:
+                    slots[s] = None
 
     def _failure(self, leaf_values, err) -> GraphDSLError:
         """Re-run step by step to find the node NumPy refused, and say where it comes from."""
@@ -205,8 +261,18 @@ class Plan:
     def _fill(self, leaf_values):
         slots = [None] * self.nslots
         for name, s in self.leaves:
-            slots[s] = _leaf_value(self, leaf_values, name)
+            slots[s] = self.leaf_value(leaf_values, name)
         return slots
+
+    def leaf_value(self, leaf_values, name):
+        """The given value of leaf `name`, else the graph's constant; E304 when there is neither."""
+        value = leaf_values.get(name)
+        if value is None:
+            value = self.graph.nodes[name].get("value")
+        if value is None:
+            raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", self.graph.nodes[name].get("span"),
+                                           help=(f"give one with --set {name}=... or --load FILE",)), self.source)
+        return value
 
     def _locate_nonfinite(self, leaf_values):
         """Re-run slowly to find the first node whose value is NaN or Inf, and say where it comes from."""
@@ -283,6 +349,26 @@ class Plan:
         return report
 
 
+def _schedule_order(g, nodes: set) -> list:
+    """`nodes` in an order that computes every value after its inputs.
+
+    The builder adds a node after the nodes it reads, so the graph's insertion
+    order almost always is one: checking that costs one pass. Otherwise (a node
+    renamed after it was read), a topological sort. Any such order gives the same
+    numbers: each node's value depends only on its inputs.
+    """
+    order = [n for n in g._node if n in nodes]
+    pred = g._pred
+    placed: set = set()
+    add = placed.add
+    for n in order:
+        for u in pred[n]:
+            if u not in placed:
+                return topological_order(g, nodes)
+        add(n)
+    return order
+
+
 def _upstream(g, targets) -> set:
     """The targets and everything they are computed from (a breadth-first walk over predecessors)."""
     pred = g._pred
@@ -305,7 +391,7 @@ def _all_finite(results) -> bool:
             if not math.isfinite(r):
                 return False
             continue
-        if np.ndim(r) == 0:
+        if r.ndim == 0:  # (an attribute: np.ndim's dispatch costs a microsecond)
             if not math.isfinite(r):
                 return False
             continue

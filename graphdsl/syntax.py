@@ -18,10 +18,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import hashlib
+import os
 import re
+import sys
 import threading
 import unicodedata
-from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -56,12 +58,16 @@ _CONTINUE = _BINOPS | {"_EQ", "_COMMA", "_COLON"}
 # ---- loading the parser --------------------------------------------------------
 
 def _grammar_text() -> str:
-    """The grammar from the installed package, or from a source checkout."""
-    try:
-        return resources.files("graphdsl.grammars").joinpath("graphdsl.lark").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError, OSError):
-        path = Path(__file__).resolve().parent.parent / "grammars" / "graphdsl.lark"
-        return path.read_text("utf-8")
+    """The grammar from the installed package, a source checkout, or (zipped installs) importlib.resources.
+
+    The files are tried first: importing importlib.resources costs a command tens of milliseconds.
+    """
+    here = Path(__file__).resolve().parent
+    for path in (here / "grammars" / "graphdsl.lark", here.parent / "grammars" / "graphdsl.lark"):
+        if path.is_file():
+            return path.read_text("utf-8")
+    from importlib import resources
+    return resources.files("graphdsl.grammars").joinpath("graphdsl.lark").read_text("utf-8")
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,16 +76,48 @@ def get_parser(strict: bool = False) -> Lark:
 
     `strict=True` makes lark refuse shift/reduce conflicts and colliding
     terminals; the test suite builds it that way to keep the grammar clean.
+    The ordinary parser's tables come from lark's cache file when there is a
+    good one (see `parser_cache_path`): building them costs most of a command's
+    start-up. The strict one is always built, so that its checks really run.
     """
+    grammar = _grammar_text()
+    cache = False if strict else parser_cache_path(grammar)
     return Lark(
-        _grammar_text(),
+        grammar,
         parser="lalr",
         lexer=_Lexer,
         maybe_placeholders=False,
         transformer=_Builder(),
         postlex=_Continuation(),
         strict=strict,
+        cache=cache or False,
     )
+
+
+def parser_cache_path(grammar: str) -> str | None:
+    """Where lark caches the parser tables for this grammar, or None for no cache.
+
+    In $GRAPHDSL_CACHE_DIR, else $XDG_CACHE_HOME/graphdsl, else ~/.cache/graphdsl;
+    GRAPHDSL_CACHE_DIR="" turns the cache off. The name holds a hash of the
+    grammar and the lark and Python versions, and lark checks a hash of the
+    grammar and options stored inside the file, so a stale file is never used.
+    A missing, unreadable, corrupt or unwritable file only means the tables are
+    built (lark catches those errors; its logger is silent below CRITICAL).
+    """
+    root = os.environ.get("GRAPHDSL_CACHE_DIR")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "graphdsl")
+    if not root:
+        return None
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError:
+        return None
+    import lark  # its version, already imported
+    key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    version = "%d%d" % sys.version_info[:2]
+    return os.path.join(root, f"parser-{key}-lark{lark.__version__}-py{version}.pickle")
 
 
 def parse_program(text: str, name: str = "<string>") -> ast.Program:

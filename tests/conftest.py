@@ -43,3 +43,35 @@ def pytest_terminal_summary(terminalreporter):
         if record.count:
             terminalreporter.write_line(f"{record.what} = {record.worst:.3e} over {record.count} "
                                         f"comparisons (at {record.where})")
+
+
+def _same_bits(a, b) -> bool:
+    """Bit for bit, signs of zero included; a NaN matches any NaN."""
+    import numpy as np
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    nan = np.isnan(a)
+    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
+
+
+@pytest.fixture(autouse=True)
+def _first_calls_check_the_compiled_program_too(monkeypatch):
+    """A plan's first `Model.eval`/`grad` call is answered from the reference schedule (plan.py).
+
+    In the tests it also runs the compiled program, which must give the same bits: so every
+    test that calls `grad` once against finite differences or PyTorch checks both paths.
+    """
+    from graphdsl.plan import Plan
+
+    reference = Plan._run_reference_quiet
+
+    def both(self, leaf_values):
+        results = reference(self, leaf_values)
+        compiled = self._run_compiled(leaf_values)
+        assert len(compiled) == len(results)
+        for k, (c, r) in enumerate(zip(compiled, results)):
+            assert _same_bits(c, r), f"compiled program differs from the reference schedule in result {k}"
+        return results
+
+    monkeypatch.setattr(Plan, "_run_reference_quiet", both)

@@ -35,7 +35,7 @@ def run(args, out) -> int:
 
 
 def summary(model) -> dict:
-    g = model.graph
+    g = model.built.graph
     kinds = Counter(d["kind"] for _, d in g.nodes(data=True))
     return {
         "dims": {k: v for k, v in model.built.dims.items()},

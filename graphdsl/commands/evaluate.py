@@ -84,7 +84,7 @@ def run_grad(args, out) -> int:
 
 
 def _of_name(model):
-    return model.graph.nodes[model.outputs[0]].get("name") or model.outputs[0]
+    return model.built.graph.nodes[model.outputs[0]].get("name") or model.outputs[0]
 
 
 def _table(first, extra=None):

@@ -12,7 +12,8 @@ from .nodes import is_scalar, upstream_of
 
 def forward_equations(g, names, built, target, program) -> list:
     upstream = upstream_of(g, set(built.outputs) | {target})
-    order = [n for n in nx.lexicographical_topological_sort(g.subgraph(upstream), key=_source_position(g))
+    sub = g.subgraph(upstream).to_networkx()
+    order = [n for n in nx.lexicographical_topological_sort(sub, key=_source_position(g))
              if g.nodes[n]["kind"] == "var" and g.in_degree(n) and names.is_named(n)]
     conv = Converter(g, names)
     conv.run(order)

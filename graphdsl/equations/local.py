@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 
-import networkx as nx
-
 from ..autodiff import gradients
 from ..diagnostics import GraphDSLError
+from ..digraph import descendants
 from .convert import Converter
 from .equation import Equation
 from .nodes import is_scalar, through_anonymous
@@ -36,7 +35,7 @@ def _locals_of(gb, names, target, v, upstream) -> list:
     g = gb.g
     consumers, ops = through_anonymous(g, v, upstream)
     scalars = [u for u in consumers if u != target and is_scalar(g, u)
-               and not any(u in nx.descendants(g, w) for w in consumers if w != u)]  # else u is not local
+               and not any(u in descendants(g, w) for w in consumers if w != u)]  # else u is not local
     if not scalars:
         return []
     scratch = scratch_builder(gb, ops)

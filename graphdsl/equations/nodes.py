@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 
-import networkx as nx
+from ..digraph import ancestors, descendants
 
 
 def inputs(g, op) -> list:
@@ -23,12 +23,12 @@ def rank(g, n):
 
 def upstream_of(g, nodes) -> set:
     """The nodes and every node they depend on."""
-    return _closure(g, nodes, nx.ancestors)
+    return _closure(g, nodes, ancestors)
 
 
 def downstream_of(g, nodes) -> set:
     """The nodes and every node that depends on them."""
-    return _closure(g, nodes, nx.descendants)
+    return _closure(g, nodes, descendants)
 
 
 def _closure(g, nodes, reach) -> set:

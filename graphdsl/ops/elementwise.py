@@ -7,7 +7,6 @@ n.attrs, n.needs(i)). The engine sums cotangents to each input's shape.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr
 
 from .base import OpDef, broadcast_rule, register, unary_same
 
@@ -170,6 +169,16 @@ _activation("sigmoid", _sigmoid, lambda x: _sigmoid(x) * _sigmoid(-x),
 _activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
             lambda b, n: [b.op("mul", n.g, b.op("mul", -2.0, b.op("mul", b.op("tanh", n.args[0]), n.out)))],
             r"\tanh({0})")
+def ndtr(x):
+    """The standard normal CDF, exact to the last bits (scipy's cephes ndtr).
+
+    Imported on first use: scipy.special costs a third of a second to import,
+    and only models that use gelu need it.
+    """
+    from scipy.special import ndtr as _ndtr
+    return _ndtr(x)
+
+
 _activation("gelu", lambda x: x * ndtr(x), lambda x: ndtr(x) + x * np.exp(-0.5 * x * x) / _SQRT_2PI,
             lambda b, n: [b.op("mul", n.g, b.op("gelu''", n.args[0]))], r"\mathrm{{gelu}}({0})")
 

@@ -1,0 +1,177 @@
+"""A small multi-digraph with the part of networkx.MultiDiGraph's interface graphdsl uses.
+
+graphdsl builds, differentiates and compiles its graphs on this class: importing
+networkx costs about 0.15 s, as much as NumPy, which every command would pay
+before doing anything. The storage is networkx's own layout (`_node`, `_succ`,
+`_pred`: node -> neighbour -> key -> edge data, one key dict shared by both
+directions), so code written against networkx's graph reads it unchanged, and
+`to_networkx` gives the real networkx object, on the same storage, that users see as `Model.graph`.
+"""
+from __future__ import annotations
+
+
+class NodeView(dict):
+    """`g.nodes`: node -> attribute dict, and `g.nodes(data=True)` as networkx's view.
+
+    It is the node dict itself (a dict subclass), so `g.nodes[n]` costs one
+    dictionary look-up: the builders read it for every node they touch.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, data=False, default=None):
+        return self.data(data, default) if data is not False else self
+
+    def data(self, data=True, default=None):
+        if data is True:
+            return list(self.items())
+        return [(n, d.get(data, default)) for n, d in self.items()]
+
+
+class MultiDiGraph:
+    """Nodes with attribute dicts, and edges keyed (by argument position) between them."""
+
+    def __init__(self):
+        self._node = self.nodes = NodeView()
+        self._succ: dict = {}
+        self._pred: dict = {}
+        self.graph: dict = {}
+
+    # ---- reading -------------------------------------------------------------------
+    def __contains__(self, n) -> bool:
+        return n in self._node
+
+    def __iter__(self):
+        return iter(self._node)
+
+    def __len__(self) -> int:
+        return len(self._node)
+
+    def number_of_nodes(self) -> int:
+        return len(self._node)
+
+    def number_of_edges(self) -> int:
+        return sum(len(keys) for nbrs in self._succ.values() for keys in nbrs.values())
+
+    def has_node(self, n) -> bool:
+        return n in self._node
+
+    def is_directed(self) -> bool:
+        return True
+
+    def is_multigraph(self) -> bool:
+        return True
+
+    def __getitem__(self, n) -> dict:
+        """g[u][v] is {key: edge data} for the edges u -> v, as networkx's adjacency."""
+        return self._succ[n]
+
+    def predecessors(self, n):
+        return iter(self._pred[n])
+
+    def successors(self, n):
+        return iter(self._succ[n])
+
+    def in_degree(self, n) -> int:
+        return sum(len(keys) for keys in self._pred[n].values())
+
+    def out_degree(self, n) -> int:
+        return sum(len(keys) for keys in self._succ[n].values())
+
+    def in_edges(self, n, keys: bool = False, data: bool = False) -> list:
+        return [_edge(u, n, k, d, keys, data) for u, kd in self._pred[n].items() for k, d in kd.items()]
+
+    def out_edges(self, n, keys: bool = False, data: bool = False) -> list:
+        return [_edge(n, v, k, d, keys, data) for v, kd in self._succ[n].items() for k, d in kd.items()]
+
+    def edges(self, keys: bool = False, data: bool = False) -> list:
+        return [_edge(u, v, k, d, keys, data)
+                for u, nbrs in self._succ.items() for v, kd in nbrs.items() for k, d in kd.items()]
+
+    # ---- writing -------------------------------------------------------------------
+    def add_node(self, n, **attrs) -> None:
+        if n in self._node:
+            self._node[n].update(attrs)
+            return
+        self._succ[n], self._pred[n], self._node[n] = {}, {}, attrs
+
+    def add_edge(self, u, v, key=None, **attrs):
+        for n in (u, v):
+            if n not in self._node:
+                self.add_node(n)
+        kd = self._succ[u].get(v)
+        if kd is None:
+            kd = self._succ[u][v] = self._pred[v][u] = {}
+        if key is None:
+            key = len(kd)
+        kd.setdefault(key, {}).update(attrs)
+        return key
+
+    def remove_node(self, n) -> None:
+        for v in self._succ.pop(n):
+            del self._pred[v][n]
+        for u in self._pred.pop(n):
+            del self._succ[u][n]
+        del self._node[n]
+
+    # ---- copies --------------------------------------------------------------------
+    def subgraph(self, nodes) -> "MultiDiGraph":
+        """A copy of the graph on `nodes` (sharing the attribute dicts, as networkx's view does)."""
+        keep = set(nodes)
+        sub = MultiDiGraph()
+        sub.graph = self.graph
+        for n, attrs in self._node.items():
+            if n in keep:
+                sub._node[n], sub._succ[n], sub._pred[n] = attrs, {}, {}
+        for u in sub._node:
+            for v, kd in self._succ[u].items():
+                if v in keep:
+                    sub._succ[u][v] = sub._pred[v][u] = kd
+        return sub
+
+    def copy(self) -> "MultiDiGraph":
+        """An independent graph: new attribute dicts (their values shared), as networkx's copy()."""
+        new = MultiDiGraph()
+        new.graph = dict(self.graph)
+        for n, attrs in self._node.items():
+            new._node[n], new._succ[n], new._pred[n] = dict(attrs), {}, {}
+        for u, nbrs in self._succ.items():
+            for v, kd in nbrs.items():
+                new._succ[u][v] = new._pred[v][u] = {k: dict(d) for k, d in kd.items()}
+        return new
+
+    def to_networkx(self):
+        """The same graph as a networkx.MultiDiGraph, sharing this one's storage (a live view, not a copy)."""
+        import networkx as nx  # only here: see the module's docstring
+        g = nx.MultiDiGraph()
+        g.graph, g._node, g._pred = self.graph, self._node, self._pred
+        g._adj = g._succ = self._succ
+        return g
+
+
+def _edge(u, v, k, d, keys, data):
+    if keys:
+        return (u, v, k, d) if data else (u, v, k)
+    return (u, v, d) if data else (u, v)
+
+
+def ancestors(g: MultiDiGraph, n) -> set:
+    """Every node with a path to `n` (not `n` itself), as networkx.ancestors; a loop, not recursion."""
+    return _reach(g._pred, n)
+
+
+def descendants(g: MultiDiGraph, n) -> set:
+    """Every node reachable from `n` (not `n` itself), as networkx.descendants."""
+    return _reach(g._succ, n)
+
+
+def _reach(adjacency: dict, n) -> set:
+    seen: set = set()
+    stack = [n]
+    while stack:
+        for m in adjacency[stack.pop()]:
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    seen.discard(n)
+    return seen

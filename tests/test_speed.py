@@ -1,0 +1,210 @@
+"""What keeps commands quick and compiles linear: lazy imports, the cached parser, the light graph,
+the first call answered from the reference schedule, and the program's rewrites (exact, against
+the reference schedule and hand-written NumPy). No test here looks at a clock."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphdsl
+from graphdsl.digraph import MultiDiGraph, ancestors, descendants
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from rnn_unrolled import WRT, numpy_rnn_step, rnn_source, rnn_values  # noqa: E402
+
+HEAVY = ("scipy", "networkx", "wasmtime", "matplotlib", "rich", "graphdsl.render", "graphdsl.equations",
+         "graphdsl.train", "graphdsl.codegen", "PIL")
+
+
+def _python(code: str, env_extra=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
+
+
+def _loaded_after(code: str) -> set:
+    probe = code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    out = _python(probe)
+    assert out.returncode == 0, out.stderr
+    names = set(out.stdout.split())
+    return {h for h in HEAVY if h in names}
+
+
+# ---- start-up ------------------------------------------------------------------------------
+
+def test_importing_the_cli_loads_nothing_heavy():
+    assert _loaded_after("import graphdsl.cli") == set()
+
+
+def test_check_and_grad_load_nothing_heavy_but_the_table_printer():
+    code = ("from graphdsl.cli import main\nimport contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['grad', 'examples/d2l_mlp.gdsl', '--load', 'examples/d2l_mlp.json']) == 0\n"
+            "    assert main(['check', 'examples/d2l_mlp.gdsl']) == 0\n")
+    assert _loaded_after(code) == {"rich"}  # rich prints the tables; no code generation for one call
+
+
+def test_gelu_imports_scipy_only_when_it_runs_and_matches_erf():
+    from math import erf, sqrt
+    m = graphdsl.parse("input x : [5]\ny = sum(gelu(x))\noutput y")
+    x = np.array([-3.0, -0.5, 0.0, 0.7, 4.0])
+    y = m.eval({"x": x})["y"]
+    want = sum(v * 0.5 * (1.0 + erf(v / sqrt(2.0))) for v in x)
+    assert abs(float(y) - want) < 1e-12
+
+
+def test_model_graph_is_networkx_on_demand_and_shares_storage():
+    m = graphdsl.parse("input x : [3]\ny = sum(tanh(x))\noutput y")
+    g = m.graph
+    assert isinstance(g, nx.MultiDiGraph) and m.graph is g
+    assert g.nodes["y"] is m.built.graph.nodes["y"]  # the same attribute dicts: a view, not a copy
+    m.grad({"x": np.ones(3)}, of="y", wrt=["x"])
+    assert nx.is_directed_acyclic_graph(g)
+
+
+# ---- the parser cache ------------------------------------------------------------------------
+
+PARSE = ("from graphdsl.syntax import get_parser, parser_cache_path, _grammar_text\n"
+         "import graphdsl\n"
+         "p = graphdsl.parse('dim n = 3\\ninput x : [n]\\ny = sum(x * 2)\\noutput y')\n"
+         "print(p.outputs, parser_cache_path(_grammar_text()))\n")
+
+
+def test_the_parser_tables_are_cached_and_reused(tmp_path):
+    first = _python(PARSE, {"GRAPHDSL_CACHE_DIR": str(tmp_path)})
+    assert first.returncode == 0, first.stderr
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].stat().st_size > 1000
+    stamp = files[0].stat().st_mtime_ns
+    second = _python(PARSE, {"GRAPHDSL_CACHE_DIR": str(tmp_path)})
+    assert second.stdout == first.stdout and second.stderr == ""
+    assert files[0].stat().st_mtime_ns == stamp  # read, not rewritten
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+def test_a_damaged_cache_is_rebuilt_silently(tmp_path, damage):
+    _python(PARSE, {"GRAPHDSL_CACHE_DIR": str(tmp_path)})
+    (path,) = tmp_path.iterdir()
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"not a pickle at all\n" * 50)
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.unlink()
+        path.mkdir()
+    out = _python(PARSE, {"GRAPHDSL_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout.startswith("['y']")
+
+
+def test_an_unwritable_or_disabled_cache_still_parses(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for where in (str(blocker / "sub"), ""):  # a cache dir that cannot be made; the cache turned off
+        out = _python(PARSE, {"GRAPHDSL_CACHE_DIR": where})
+        assert out.returncode == 0 and out.stderr == "", out.stderr
+        assert out.stdout.startswith("['y']")
+
+
+def test_the_strict_parser_is_never_read_from_the_cache():
+    from graphdsl.syntax import get_parser
+    assert get_parser(strict=True).options.cache is False
+
+
+# ---- the light graph ------------------------------------------------------------------------
+
+def test_light_graph_answers_as_networkx_does():
+    m = graphdsl.parse(Path(ROOT / "examples" / "rnn.gdsl").read_text())
+    light, full = m.built.graph, m.graph
+    for n in light:
+        assert ancestors(light, n) == nx.ancestors(full, n)
+        assert descendants(light, n) == nx.descendants(full, n)
+        assert sorted(light.in_edges(n, keys=True)) == sorted(full.in_edges(n, keys=True))
+        assert light.in_degree(n) == full.in_degree(n) and light.out_degree(n) == full.out_degree(n)
+    assert sorted(light.edges(keys=True)) == sorted(full.edges(keys=True))
+    assert light.nodes(data=True) == list(full.nodes(data=True))
+    sub = light.subgraph(list(light)[:10])
+    assert set(sub) == set(list(light)[:10]) and sub.nodes[list(light)[0]] is light.nodes[list(light)[0]]
+    copy = light.copy()
+    copy.remove_node(list(copy)[-1])
+    assert len(copy) == len(light) - 1 and copy.nodes[list(light)[0]] is not light.nodes[list(light)[0]]
+
+
+def test_remove_node_drops_its_edges():
+    g = MultiDiGraph()
+    g.add_edge("a", "b", key=0)
+    g.add_edge("b", "c", key=0)
+    g.remove_node("b")
+    assert list(g) == ["a", "c"] and g.out_degree("a") == 0 and g.in_degree("c") == 0
+
+
+# ---- the first call and the compiled program ----------------------------------------------------
+
+def _rnn_plan(T):
+    m = graphdsl.Model(rnn_source(T))
+    v = rnn_values(T)
+    first = m.grad(v, of="J", wrt=WRT)
+    compiled = next(iter(m._compiled.values()))
+    plan = next(iter(compiled.grad_plans.values()))[0]
+    return m, v, first, plan
+
+
+def test_first_call_uses_the_reference_schedule_and_later_calls_the_same_numbers(monkeypatch):
+    monkeypatch.undo()  # conftest makes first calls run the compiled program too; not here
+    m, v, first, plan = _rnn_plan(6)
+    assert plan._program is None  # nothing generated for the first answer
+    second = m.grad(v, of="J", wrt=WRT)
+    assert plan._program is not None
+    for k in WRT:
+        assert np.array_equal(first[1][k], second[1][k])
+    assert float(first[0]) == float(second[0])
+
+
+def test_rnn_program_rewrites_are_exact_and_match_hand_written_numpy():
+    m, v, _, plan = _rnn_plan(7)
+    compiled = next(iter(m._compiled.values()))
+    leaves = m.leaf_values(compiled, v)
+    got, want = plan.run(leaves), plan.run_reference(leaves)
+    for a, b in zip(got, want):
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # bit for bit
+    code = plan.source_code
+    assert "np.subtract(1.0, np.square(" in code  # tanh' from tanh's value, not a second tanh
+    assert code.count("np.tanh(") == 7
+    assert "_add_reduce(" in code and "[_k" in code  # sum_to and constant indexing inline
+    J, grads = m.grad(v, of="J", wrt=WRT)
+    J_np, grads_np = numpy_rnn_step(v)  # backpropagation through time by hand
+    assert abs(float(J) - J_np) <= 1e-12 * abs(J_np)
+    for k in WRT:
+        np.testing.assert_allclose(grads[k], grads_np[k], rtol=1e-10, atol=1e-14)
+
+
+def test_a_scalar_leaf_is_read_as_a_numpy_scalar_with_the_same_numbers():
+    m = graphdsl.parse("input x : [3]\ninput s\nconst c = 0.1\ny = sum(x * (s / c) + s * s)\noutput y")
+    values = {"x": np.array([1.0, -2.0, 0.5]), "s": 3.0}
+    compiled, given = m.compile(values)
+    plan = m._plan(compiled, ("y",))
+    leaves = m.leaf_values(compiled, given)
+    assert "[()]" in plan.source_code
+    assert np.array_equal(np.asarray(plan.run(leaves)[0]), np.asarray(plan.run_reference(leaves)[0]))
+    values["s"] = 0.0
+    leaves = m.leaf_values(*m.compile(values))
+    assert np.array_equal(np.asarray(plan.run(leaves)[0]), np.asarray(plan.run_reference(leaves)[0]))
+
+
+def test_nothing_recurses_per_node_from_parse_to_gradient():
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(400)  # far fewer frames than the 1,200-step chain has nodes
+    try:
+        m = graphdsl.Model(rnn_source(1200))
+        J, _ = m.grad(rnn_values(1200), of="J", wrt=WRT)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert np.isfinite(J)
