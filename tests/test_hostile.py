@@ -514,10 +514,11 @@ def _(d):
     return ["check", write(d, "tabs.gdsl", "input x : [3]\n\t\ty =\trellu(x)\n")]
 
 
-@case("wide_char_caret", "a wide (CJK) character in code: the caret covers both of its columns", 1, ["E004"],
-      ["invalid character `中`"], then=lambda d, out, err: _assert_caret_under(err, "中", width=2))
+# (CJK letters are names, as in Python; a fullwidth comma is a wide character that is not.)
+@case("wide_char_caret", "a wide (fullwidth) character in code: the caret covers both of its columns", 1, ["E004"],
+      ["invalid character `，`"], then=lambda d, out, err: _assert_caret_under(err, "，", width=2))
 def _(d):
-    return ["check", write(d, "wide.gdsl", "input x : [3]\ny = x +\t中 # 中文\n")]
+    return ["check", write(d, "wide.gdsl", "input x : [3]\ny = x +\t， # 中文\n")]
 
 
 def _assert_caret_under(text, token, width=None):
