@@ -204,8 +204,10 @@ def _clip(text: str, col: int) -> str:
     return ("..." if start else "") + piece + ("..." if start + 160 < len(text) else "")
 
 
-class GraphDSLError(Exception):
-    """Raised for any problem in a model or its data; carries the diagnostics."""
+class GraphDSLError(ValueError):
+    """Raised for any problem in a model or its data; carries the diagnostics.
+
+    A ValueError, as NumPy and PyTorch raise for bad input, so `except ValueError` works."""
 
     def __init__(self, diagnostics, source: Source | None = None):
         if isinstance(diagnostics, Diagnostic):

@@ -47,6 +47,7 @@ def parse_dims(items) -> dict[str, int]:
 
 def load_model(args) -> Model:
     model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False))
+    model.argument_style = "cli"  # errors name --of, not of=
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
     return model
