@@ -295,8 +295,7 @@ class Model:
 def _did_you_mean(name: str, candidates) -> tuple[str, ...]:
     from .diagnostics import suggest
 
-    # a case slip (`w1` for `W1`) first: difflib scores it too low
-    near = next((c for c in candidates if c.lower() == name.lower()), None) or suggest(name, candidates)
+    near = suggest(name, candidates)
     return (f"did you mean `{near}`?",) if near else ()
 
 

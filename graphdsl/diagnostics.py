@@ -264,7 +264,12 @@ def suggest(name: str, candidates) -> str | None:
     """The closest known name, for did-you-mean hints."""
     import difflib
 
-    found = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    candidates = sorted(set(candidates))
+    # A case slip first (`ReLU` for `relu`, `w1` for `W1`): difflib scores it too low.
+    folded = [c for c in candidates if c.lower() == name.lower()]
+    if folded and name not in candidates:
+        return folded[0]
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return found[0] if found else None
 
 

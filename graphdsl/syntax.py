@@ -29,7 +29,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 from lark.lark import PostLex
 from lark.lexer import BasicLexer
 
-from . import ast
+from . import ast, habits
 from .diagnostics import Diagnostic, GraphDSLError, Source, Span
 
 __all__ = ["parse_program", "get_parser", "MAX_DEPTH", "RESERVED"]
@@ -845,6 +845,8 @@ def _assigns_next(text: str, pos: int) -> bool:
 
 
 _CHECKS = (
+    habits.check_dim_keyword,  # NumPy/PyTorch spellings first: their generic reading misleads
+    habits.check_foreign_call,
     _check_brackets,
     _check_foreign,
     _check_unclosed,

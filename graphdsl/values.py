@@ -22,16 +22,33 @@ from .plan import DEFAULT_MAX_ELEMENTS
 
 # ---- reading values --------------------------------------------------------------
 
-def as_array(value, name: str) -> np.ndarray:
+def as_array(value, name: str, where: str | None = None) -> np.ndarray:
+    """`value` as float64; `where` (a file name) is named in the error when it is not an array."""
     if type(value) is np.ndarray and value.dtype == np.float64:  # already what it would become
         return value
+    entry = f"`{name}` in `{where}`" if where else f"`{name}`"
     try:
         if np.iscomplexobj(value):  # float64() would drop the imaginary part with only a warning
-            _fail("E306", f"the value of `{name}` is complex; graphdsl values are real numbers (float64)")
+            _fail("E306", f"the value of {entry} is complex; graphdsl values are real numbers (float64)")
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as err:
-        _fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({_short(err)})")
+        _fail("E306", f"the value of {entry} is not a rectangular array of numbers: {_ragged(value) or _short(err)}")
     return arr
+
+
+def _ragged(value) -> str | None:
+    """Which rows of a nested list differ in length (what NumPy calls 'inhomogeneous')."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in value):
+        return None
+    lengths = [len(r) for r in value]
+    odd = next((i for i, n in enumerate(lengths) if n != lengths[0]), None)
+    if odd is None:
+        return _ragged(next(iter(value), None))  # the rows agree: look one level down
+    return f"row {odd} has {_entries(lengths[odd])} but row 0 has {_entries(lengths[0])}"
+
+
+def _entries(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 def parse_set(text: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[str, np.ndarray]:
@@ -81,7 +98,7 @@ def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, 
             _fail("E306", f"cannot read `{path}`: {_short(err)}")
         if not isinstance(data, dict):
             _fail("E306", f"`{path}` must hold a JSON object mapping names to arrays")
-        return {k: as_array(v, k) for k, v in data.items()}
+        return {k: as_array(v, k, path) for k, v in data.items()}
     try:
         with open(path, "rb") as fh:
             head = fh.read(6)
@@ -101,7 +118,7 @@ def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, 
                 member = k if k in archive.zip.namelist() else k + ".npy"
                 with archive.zip.open(member) as fh:
                     _check_header(fh, path, k, max_elements)
-                out[k] = as_array(archive[k], k)
+                out[k] = as_array(archive[k], k, path)
             return out
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
         _fail("E306", f"cannot read `{path}`: {_short(err)}",
@@ -141,7 +158,11 @@ def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[
         _fail("E304", f"the model has no input, param or const named `{n}`",
               help=(f"did you mean `{near}`?",) if near else
               (f"its names are: {', '.join(built.decls) or '(none)'}",), source=built.source)
-    bound_by: dict[str, str] = {}
+    # Where each size came from, for the note of a mismatch (values add theirs below).
+    bound_by = {k: f"its declaration (line {built.dim_span(k).line})" if built.dim_span(k) else "its declaration"
+                for k, v in dims.items() if v is not None}
+    bound_by.update({k: f"the size given for it ({k}={v}: --dim, or dims= in Python)"
+                     for k, v in (overrides or {}).items()})
     for name, decl in built.decls.items():
         if name in given and decl.shape is not None:
             _bind_value(built, decl, given[name], dims, bound_by)
@@ -176,6 +197,7 @@ def _bind_value(built, decl, value, dims, bound_by):
         if d.name is None:
             if d.size is not None and d.size != size:
                 _fail("E301", f"axis {axis} of `{decl.name}` must have size {d.size}, not {size}", decl.span,
+                      notes=(_shapes(decl, value, dims),), help=_transposed(decl, value, dims),
                       source=built.source)
             continue
         have = dims.get(d.name)
@@ -185,8 +207,25 @@ def _bind_value(built, decl, value, dims, bound_by):
         elif have != size:
             origin = bound_by.get(d.name, "its declaration")
             _fail("E301", f"`{decl.name}` has size {size} in axis {axis}, where dim `{d.name}` is {have}",
-                  decl.span, notes=(f"`{d.name}` = {have} comes from {origin}",),
-                  help=(f"give `{decl.name}` a value of shape {_fmt(shape, dims)}",), source=built.source)
+                  decl.span, notes=(_shapes(decl, value, dims), f"`{d.name}` = {have} comes from {origin}"),
+                  help=_transposed(decl, value, dims)
+                  or (f"give `{decl.name}` a value of shape {_fmt(shape, dims)}",), source=built.source)
+
+
+def _shapes(decl, value, dims) -> str:
+    return f"`{decl.name}` is declared {_fmt(decl.shape, dims)}; its value has shape {list(value.shape)}"
+
+
+def _transposed(decl, value, dims) -> tuple[str, ...]:
+    """The hint for a matrix given the other way round (examples as rows, not columns)."""
+    if value.ndim != 2 or value.shape[0] == value.shape[1]:
+        return ()
+    fits = all(want is None or want == got for want, got in
+               zip((dims.get(d.name, d.size) if d.name else d.size for d in decl.shape), value.shape[::-1]))
+    if not fits:
+        return ()
+    return (f"the data is transposed: did you mean `{decl.name}.T`? Give a {value.shape[1]} x {value.shape[0]} "
+            f"array (in NumPy, `{decl.name}.T`; in PyTorch, `{decl.name}.t()`)",)
 
 
 def _fmt(shape, dims=None) -> str:
