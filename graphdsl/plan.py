@@ -137,6 +137,8 @@ class Plan:
         """The targets' values, from the compiled program; errors name the node and its line."""
         try:
             results = self._run_compiled(leaf_values)
+        except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
+            raise
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
             raise self._failure(leaf_values, err) from None
         if check_finite and not _all_finite(results):
@@ -165,6 +167,8 @@ class Plan:
         slots = self._fill(leaf_values)
         try:
             self._step_through(slots, free=False)
+        except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
+            raise
         except (ValueError, ArithmeticError) as err:
             raise self._failure(leaf_values, err) from None
         return {n: np.asarray(slots[s]) for n, s in self.slot.items() if slots[s] is not None}

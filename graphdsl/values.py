@@ -16,7 +16,7 @@ import numpy as np
 from . import ast as A
 from .build import INITIALISERS, Built
 from .consteval import NotConstant, const_eval
-from .diagnostics import fail as _fail, suggest
+from .diagnostics import GraphDSLError, fail as _fail, suggest
 from .plan import DEFAULT_MAX_ELEMENTS
 
 
@@ -28,11 +28,12 @@ def as_array(value, name: str, where: str | None = None) -> np.ndarray:
         return value
     entry = f"`{name}` in `{where}`" if where else f"`{name}`"
     try:
-        if np.iscomplexobj(value):  # float64() would drop the imaginary part with only a warning
-            _fail("E306", f"the value of {entry} is complex; graphdsl values are real numbers (float64)")
-        arr = np.asarray(value, dtype=np.float64)
+        is_complex = np.iscomplexobj(value)  # float64() would drop the imaginary part with only a warning
+        arr = None if is_complex else np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as err:
         _fail("E306", f"the value of {entry} is not a rectangular array of numbers: {_ragged(value) or _short(err)}")
+    if is_complex:
+        _fail("E306", f"the value of {entry} is complex; graphdsl values are real numbers (float64)")
     return arr
 
 
@@ -75,6 +76,8 @@ def _load_npy(path, name, max_elements=DEFAULT_MAX_ELEMENTS):
         with open(path, "rb") as fh:
             _check_header(fh, path, name, max_elements)
         return as_array(np.load(path, allow_pickle=False), name)
+    except GraphDSLError:  # ours, already located: a ValueError too, so let it through
+        raise
     except (OSError, ValueError, EOFError) as err:
         _fail("E306", f"cannot read `{path}` for `{name}`: {_short(err)}",
               help=("files are read without pickle: save plain numeric arrays",))
@@ -120,6 +123,8 @@ def load_file(path: str, max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, 
                     _check_header(fh, path, k, max_elements)
                 out[k] = as_array(archive[k], k, path)
             return out
+    except GraphDSLError:  # ours, already located: a ValueError too, so let it through
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
         _fail("E306", f"cannot read `{path}`: {_short(err)}",
               help=("use an .npz of numeric arrays (pickled objects are refused) or a .json file",))
@@ -283,6 +288,8 @@ def _initialise(built, decl, rng, max_elements):
     kwargs = _init_kwargs(built, init)
     try:
         return _draw(init.func, sizes, kwargs, rng, built, init)
+    except GraphDSLError:  # ours, already located: a ValueError too, so let it through
+        raise
     except (ValueError, OverflowError) as err:  # numpy: std < 0, a uniform range too wide
         _fail("E107", f"cannot draw `{decl.name}` = {init.func}(...): {_short(err)}", init.span,
               help=("std must be >= 0, and low and high finite numbers",), source=built.source)

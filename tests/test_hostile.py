@@ -377,14 +377,14 @@ def _(d):
     return ["eval", mlp(d), "--load", write(d, "v.csv", "1,2,3\n")]
 
 
-@case("json_complex", "a complex number in an .npz", 1, ["E306"], ["the value of `x` is complex"])
+@case("json_complex", "a complex number in an .npz", 1, ["E306"], ["the value of `x` in `v.npz` is complex"])
 def _(d):
     np.savez(d / "v.npz", x=np.ones((2, 5)) * 1j, y=np.zeros((1, 5)))
     return ["eval", mlp(d), "--load", "v.npz"]
 
 
 @case("json_ragged", "a ragged array in a .json value file", 1, ["E306"],
-      ["the value of `x` is not a rectangular array of numbers"])
+      ["the value of `x` in `v.json` is not a rectangular array of numbers: row 1 has 1 entry but row 0 has 2"])
 def _(d):
     return ["eval", mlp(d), "--load", write(d, "v.json", '{"x": [[1, 2], [3]]}')]
 
@@ -603,6 +603,44 @@ def _assert_absent(path):
       ["cannot write `missing/g.dot`: the folder"])
 def _(d):
     return ["render", mlp(d), "-o", "missing/g.dot"]
+
+
+# NumPy and PyTorch habits (issue 14): the message a newcomer needs.
+@case("torch_dim_keyword", "PyTorch's `dim=` in a call", 1, ["E005"],
+      ["graphdsl names the axis argument `axis=`", "`softmax(o, axis=0)`"])
+def _(d):
+    return ["check", write(d, "dim.gdsl", "input o : [3]\np = softmax(o, dim=0)\n")]
+
+
+@case("numpy_prefix", "a NumPy-prefixed call, `np.dot(W1, x)`", 1, ["E003"],
+      ["`np.dot` is NumPy spelling", "write `dot(W1, x)`"])
+def _(d):
+    return ["check", write(d, "np.gdsl", "input x : [3]\nparam W1 : [2, 3]\nz = np.dot(W1, x)\n")]
+
+
+@case("method_call", "a method call, `W1.dot(x)`", 1, ["E003"],
+      ["`W1.dot(...)` is a method call", "write `W1 @ x`"])
+def _(d):
+    return ["check", write(d, "method.gdsl", "input x : [3]\nparam W1 : [2, 3]\nz = W1.dot(x)\n")]
+
+
+@case("capitalised_builtin", "a capitalised builtin, `ReLU(z)`, fails at check", 1, ["E102"],
+      ["unknown function `ReLU`", "did you mean `relu`?"])
+def _(d):
+    return ["check", write(d, "relu.gdsl", "input z : [3]\ny = ReLU(z)\n")]
+
+
+@case("positional_randn", "`randn(0.1)`: mean or standard deviation?", 1, ["E103"],
+      ["`randn` takes keyword arguments only (`mean=`, `std=`)", "randn(std=0.1)"])
+def _(d):
+    return ["check", write(d, "randn.gdsl", "param W : [3] = randn(0.1)\ny = sum(W)\n")]
+
+
+@case("transposed_data", "an input given transposed (examples as rows)", 1, ["E301"],
+      ["its value has shape [5, 2]", "the data is transposed: did you mean `x.T`?"])
+def _(d):
+    np.savez(d / "v.npz", x=np.zeros((5, 2)), y=np.zeros((1, 5)))
+    return ["eval", mlp(d), "--load", "v.npz"]
 
 
 @case("equations_missing_folder", "equations -o into a folder that does not exist", 1, ["E308"],
