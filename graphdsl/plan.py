@@ -109,9 +109,11 @@ class Plan:
         data = g._node[op_id]
         if data["op"] == "opaque":
             func = data["attrs"]["func"]
+            n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
+            params = ", ".join("abcdefgh"[:max(1, min(n_args, 8))])
             raise GraphDSLError(Diagnostic(
                 "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
-                help=(f"define it before evaluating, e.g. `def {func}(z) = relu(z)`",)), self.source)
+                help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
         kw = _bind_attrs(data["attrs"], g)
         fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
         self._bound[op_id] = kw

@@ -136,13 +136,13 @@ def _(d):
     return ["check", write(d, "deep.gdsl", "x = " + "exp(" * 10_000 + "1\n")]
 
 
-@case("long_unary_chain", "10,000 unary minus signs in a row (no brackets: accepted)", 0, (), ["1."],
+@case("long_unary_chain", "10,000 unary minus signs in a row (no brackets: accepted)", 0, (), ["x       []     1"],
       shown="x = ------...-1  # 10,000 signs")
 def _(d):
     return ["eval", write(d, "minus.gdsl", "x = " + "-" * 10_000 + "1\n")]
 
 
-@case("line_1mb_comment", "a 1 MB single line: a comment", 0, (), ["x", "2."],
+@case("line_1mb_comment", "a 1 MB single line: a comment", 0, (), ["x       []     2"],
       shown="x = 2 # cccc...  (1 MB)")
 def _(d):
     return ["eval", write(d, "long.gdsl", "x = 2 # " + "c" * 1_000_000 + "\n")]
@@ -497,7 +497,7 @@ def _assert_no_cr(text):
 
 
 @case("windows_line_endings_ok", "Windows line endings (CRLF), continuation lines included: evaluates", 0, (),
-      ["y", "[2., 4., 6.]"])
+      ["y", "[2, 4, 6]"])
 def _(d):
     return ["eval", write(d, "crlf.gdsl", "input x : [3] = [1,\r\n  2, 3]\r\ny = x *\r\n  2\r\n")]
 

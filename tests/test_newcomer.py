@@ -151,3 +151,18 @@ def test_shape_mismatches_at_check_show_both_full_shapes():
     assert "`a : [n=3]`" in d.message and "`b : [m=4]`" in d.message
     d = only_error("dim n = 3, m = 4\ninput a : [n]\nparam W : [n, m]\nd = W @ a")
     assert "`W : [n=3, m=4]`" in d.message and "`a : [n=3]`" in d.message
+
+
+# ---- small things ----------------------------------------------------------------------
+
+def test_an_undefined_functions_help_has_as_many_parameters_as_the_call():
+    d = only_error("input o : [2]\ninput y : [2]\nJ = loss(o, y)", {"o": [1.0, 2.0], "y": [1.0, 2.0]})
+    assert d.code == "E305" and d.help == ("define it before evaluating, e.g. `def loss(a, b) = ...`",)
+
+
+def test_whole_numbers_print_without_a_trailing_point(tmp_path, capsys):
+    path = tmp_path / "m.gdsl"
+    path.write_text("J = 14\nK = 0.5\nL = [1, 2.25]\n")
+    assert main(["eval", str(path)]) == 0
+    rows = {line.split()[0]: line.split(None, 2)[2].rstrip() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows == {"J": "14", "K": "0.5", "L": "[1, 2.25]"}
