@@ -166,3 +166,16 @@ def test_whole_numbers_print_without_a_trailing_point(tmp_path, capsys):
     assert main(["eval", str(path)]) == 0
     rows = {line.split()[0]: line.split(None, 2)[2].rstrip() for line in capsys.readouterr().out.splitlines()[1:]}
     assert rows == {"J": "14", "K": "0.5", "L": "[1, 2.25]"}
+
+
+def test_the_readme_equations_excerpt_is_what_the_command_prints(capsys):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ graphdsl equations examples/d2l_mlp.gdsl\n", 1)[1].split("```", 1)[0]
+    shown = [line for line in block.splitlines() if line != "..."]
+    assert main(["equations", str(root / "examples/d2l_mlp.gdsl")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    start = printed.index(shown[0])
+    assert printed[start:start + len(shown)] == shown and start + len(shown) == len(printed)  # no line left out
