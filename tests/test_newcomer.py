@@ -179,3 +179,15 @@ def test_the_readme_equations_excerpt_is_what_the_command_prints(capsys):
     printed = capsys.readouterr().out.splitlines()
     start = printed.index(shown[0])
     assert printed[start:start + len(shown)] == shown and start + len(shown) == len(printed)  # no line left out
+
+
+def test_a_case_slip_in_a_name_gets_did_you_mean():
+    text = "input x : [3]\ny = sum(X) + 1"
+    with pytest.raises(GraphDSLError) as info:
+        graphdsl.parse(text)
+    (d,) = info.value.errors
+    assert d.code == "E101" and at(text, d) == "X" and d.help == ("did you mean `x`?",)
+    model = graphdsl.parse("input x : [3]\ny = sum(x)")
+    with pytest.raises(GraphDSLError) as info:
+        model.eval({"X": np.ones(3)})
+    assert "did you mean `x`?" in info.value.errors[0].help
