@@ -191,3 +191,19 @@ def test_a_case_slip_in_a_name_gets_did_you_mean():
     with pytest.raises(GraphDSLError) as info:
         model.eval({"X": np.ones(3)})
     assert "did you mean `x`?" in info.value.errors[0].help
+
+
+def test_layer_norm_equations_call_the_mean_by_its_name():
+    from pathlib import Path
+
+    from graphdsl.equations import equations
+
+    root = Path(__file__).resolve().parents[1]
+    model = graphdsl.load(root / "examples/layernorm.gdsl")
+    data = {k: np.array(v) for k, v in json.loads((root / "examples/layernorm.json").read_text()).items()}
+    text = str(equations(model, data))
+    (line,) = [ln for ln in text.splitlines() if ln.strip().startswith("dJ/da =")]
+    assert "(a - mu)" in line and "mean(" not in line
+    # and the name stands for that value: mu is NumPy's mean of a over the features
+    out = model.eval(data, outputs=["mu", "a"])
+    np.testing.assert_allclose(out["mu"], out["a"].mean(axis=0, keepdims=True), rtol=1e-15)
