@@ -110,3 +110,38 @@ def test_extension_script_parses_under_node():
     if node is None:
         pytest.skip("node is not installed")
     subprocess.run([node, "--check", str(EXT / "extension.js")], check=True)
+
+
+# ---- the same grammar in VS Code's own engine (vscode-textmate on Oniguruma) -------------------
+
+@pytest.fixture(scope="module")
+def node_modules(tmp_path_factory):
+    """vscode-textmate and vscode-oniguruma, installed with npm into a temporary folder."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node/npm are not installed")
+    folder = tmp_path_factory.mktemp("npm")
+    try:
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", "vscode-textmate@9",
+                        "vscode-oniguruma@2"], cwd=folder, check=True, capture_output=True, timeout=300)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        pytest.skip(f"npm could not install vscode-textmate (offline?): {err}")
+    return folder / "node_modules"
+
+
+def test_vscode_textmate_tokenizes_the_examples_as_the_python_reading(node_modules, tmp_path):
+    import os
+
+    greek = tmp_path / "greek.gdsl"
+    greek.write_text("const λ = 0.01\nparam θ1 : [3] = zeros()\nJ = λ * sqnorm(θ1)\n", encoding="utf-8")
+    files = EXAMPLES + [greek]
+    out = subprocess.run([shutil.which("node"), str(EXT / "test/tokenize.js"), *map(str, files)],
+                         env={**os.environ, "NODE_PATH": str(node_modules)}, capture_output=True, text=True,
+                         check=True, timeout=120)
+    per_file = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(per_file) == len(files)
+    assert ["θ1", "variable.other.gdsl"] in per_file[-1] and ["λ", "variable.other.gdsl"] in per_file[-1]
+    for path, tokens in zip(files, per_file):
+        scoped = [tuple(t) for t in tokens if t[1] != "source.gdsl"]  # unscoped: brackets, commas
+        assert scoped == _scopes(path.read_text(encoding="utf-8")), path.name
+        assert ("output", "storage.type.gdsl") in scoped or "output" not in path.read_text(encoding="utf-8")
