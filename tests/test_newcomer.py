@@ -207,3 +207,23 @@ def test_layer_norm_equations_call_the_mean_by_its_name():
     # and the name stands for that value: mu is NumPy's mean of a over the features
     out = model.eval(data, outputs=["mu", "a"])
     np.testing.assert_allclose(out["mu"], out["a"].mean(axis=0, keepdims=True), rtol=1e-15)
+
+
+def test_bptt_equations_name_each_steps_repeated_term_once():
+    from pathlib import Path
+
+    from graphdsl.equations import equations
+
+    root = Path(__file__).resolve().parents[1]
+    model = graphdsl.load(root / "examples/rnn.gdsl")
+    data = {k: np.array(v) for k, v in json.loads((root / "examples/rnn.json").read_text()).items()}
+    eqs = equations(model, data)
+    lines = str(eqs).splitlines()
+    assert sum("tanh'(" in line for line in lines) == 3  # once per time step, in its own equation
+    assert "  t1 = dJ/dh3 ⊙ tanh'(W_xh xs[2] + W_hh h2 + b_h)" in lines
+    assert "  dJ/dW_xh = t1 xs[2]ᵀ + t2 xs[1]ᵀ + t3 xs[0]ᵀ" in lines
+    # what the equations say, in NumPy: t_k = dJ/dh_k ⊙ (1 - h_k²), dJ/db_h = sum_b(t1 + t2 + t3)
+    _, grads = model.grad(data, wrt=["h1", "h2", "h3", "b_h"])
+    h = model.eval(data, outputs=["h1", "h2", "h3"])
+    t = [grads[f"h{k}"] * (1 - h[f"h{k}"] ** 2) for k in (3, 2, 1)]
+    np.testing.assert_allclose(grads["b_h"], sum(tk.sum(axis=1, keepdims=True) for tk in t), rtol=1e-12)

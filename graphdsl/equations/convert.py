@@ -17,6 +17,7 @@ from .texnames import tex_name
 
 MAX_SIZE = 48  # largest inlined expression (nodes) before it gets a name of its own
 MAX_DEPTH = 14
+MIN_REPEATED_SIZE = 8  # a backward value this large, used twice or more, is named (t1, ...) not repeated
 
 # Ops whose expression depends on their arguments' expressions alone.
 BY_ARGS = {
@@ -83,6 +84,12 @@ class Converter:
         else:
             self.ref[n] = self._inline_or_name(n, self.defn[n])
 
+    def _repeated(self, n, e) -> bool:
+        """A sizeable backward value used in several places (BPTT's dJ/dh ⊙ tanh'(...) of each
+        step) gets a name once instead of being written out at every use."""
+        return (e.size >= MIN_REPEATED_SIZE and self.g.nodes[n].get("phase") == "backward"
+                and self.g.out_degree(n) > 1)
+
     def _twin(self, op):
         if self._twins is None:
             self._twins = {}
@@ -97,7 +104,7 @@ class Converter:
         return d["op"], tuple(inputs(self.g, op)), repr(sorted(d.get("attrs", {}).items()))
 
     def _inline_or_name(self, n, e):
-        if e.size > MAX_SIZE or e.depth > MAX_DEPTH:
+        if e.size > MAX_SIZE or e.depth > MAX_DEPTH or self._repeated(n, e):
             self.aux_order.append(n)
             return self.names.new_aux(n, e.scalar)
         return e
