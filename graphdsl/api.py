@@ -10,6 +10,7 @@ import contextlib
 import gc
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,12 +22,21 @@ from .syntax import parse_program
 from .valuefiles import as_array, refuse_nonfinite
 from .values import bind_dims, check_dim_names, initial_values
 
+if TYPE_CHECKING:
+    from .equations import Equations
+    from .gradcheck import GradcheckReport
+    from .render import Rendering
+    from .summary import ModelSummary
+    from .train import TrainResult
+
 
 def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
+    """A Model from its text (`name` is what diagnostics call it)."""
     return Model(text, name, dims=dims, strict=strict)
 
 
 def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False) -> "Model":
+    """A Model from a .gdsl file."""
     return Model(read_source(path), str(path), dims=dims, strict=strict)
 
 
@@ -177,7 +187,7 @@ class Model:
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
-             check_finite: bool = True):
+             check_finite: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
         compiled, given = self.compile(values, dims)
         if check_finite:
@@ -207,8 +217,9 @@ class Model:
                                                        "a size fixed for the run", built.dim_span(w),
                                                help=(f"values: {', '.join(built.decls)}",)), self.source)
             if w not in built.decls and w not in built.assigned:
-                raise GraphDSLError(Diagnostic("E101", f"--wrt `{w}`: no such value in the model",
-                                               help=(f"values: {', '.join(built.decls)}",)), self.source)
+                raise GraphDSLError(Diagnostic("E101", f"{self._arg('wrt', w)}: no such value in the model",
+                                               help=_did_you_mean(w, [*built.decls, *built.assigned])
+                                               + (f"values: {', '.join(built.decls)}",)), self.source)
         return target, [built.assigned.get(w, w) for w in wrt]
 
     def _resolve_of(self, built: Built, of):
@@ -217,12 +228,13 @@ class Model:
             if len(scalars) != 1:
                 raise GraphDSLError(Diagnostic(
                     "E106", f"the model has {len(scalars)} outputs; say which to differentiate",
-                    help=(f"use --of with one of: {', '.join(scalars) or '(none)'}",)), self.source)
+                    help=(f"use {self._arg('of')} with one of: {', '.join(scalars) or '(none)'}",)), self.source)
             return scalars[0]
         node = built.assigned.get(of) or (of if of in built.decls else None)
         if node is None:
-            raise GraphDSLError(Diagnostic("E106", f"--of `{of}`: no such value in the model",
-                                           help=(f"outputs: {', '.join(built.outputs)}",)), self.source)
+            raise GraphDSLError(Diagnostic("E106", f"{self._arg('of', of)}: no such value in the model",
+                                           help=_did_you_mean(of, [*built.decls, *built.assigned])
+                                           + (f"outputs: {', '.join(built.outputs)}",)), self.source)
         return node
 
     def _resolve_outputs(self, compiled, outputs):
@@ -230,13 +242,24 @@ class Model:
             return list(compiled.built.outputs)
         return [self._resolve_of(compiled.built, o) for o in outputs]
 
+    # Which spelling errors use for an argument: the CLI sets "cli" (`--of`); Python
+    # callers see the keyword they passed (`of=`).
+    argument_style = "python"
+
+    def _arg(self, name: str, value=None) -> str:
+        """--of or of=; with a value: --of `Q` or of='Q', as each caller typed it."""
+        if self.argument_style == "cli":
+            return f"--{name}" + (f" `{value}`" if value is not None else "")
+        return f"{name}=" + (repr(value) if value is not None else "")
+
     def _display(self, compiled, vid):
         return compiled.built.graph.nodes[vid].get("name") or vid
 
     # ---- rendering ------------------------------------------------------------------
-    def render(self, values: dict | None = None, view: str = "forward", seed: int = 0, **options):
+    def render(self, values: dict | None = None, view: str = "forward", seed: int = 0, **options) -> "Rendering":
         from .render import render_model
 
+        _check_options("render", render_model, options)
         return render_model(self, values=values, view=view, seed=seed, **options)
 
     # ---- explaining -----------------------------------------------------------------
@@ -247,3 +270,72 @@ class Model:
         from .explain import explain
 
         return explain(self, values, of=of, wrt=wrt, lr=lr, seed=seed, dims=dims, check_finite=check_finite)
+
+    # ---- the other commands, as methods returning objects --------------------------
+    def train(self, values: dict | None = None, lr: float = 0.01, steps: int = 100, optimizer: str = "sgd",
+              **options) -> "TrainResult":
+        """Minimise the one output (or `of=`) by gradient descent, as `graphdsl train`.
+
+        Returns a TrainResult: `.params` (name -> array), `.losses` (one per step, a
+        NumPy array), `.loss` (final, on all the data), `.steps`. Options: batch_size,
+        of, params, seed, batch_dim, shuffle, momentum, betas, eps, callback.
+        """
+        from .train import train
+
+        _check_options("train", train, options)
+        result = train(self, values, lr=lr, steps=steps, optimizer=optimizer, **options)
+        result.losses = np.asarray(result.losses, dtype=float)  # a history array, ready to plot
+        result.history.setdefault("loss", result.losses)
+        return result
+
+    def equations(self, values: dict | None = None, of: str | None = None, wrt=None,
+                  dims: dict | None = None) -> "Equations":
+        """The forward and backward equations, as `graphdsl equations`: an Equations object
+        whose str() is the text; `.latex()`, `.markdown()`; a notebook shows the Markdown."""
+        from .equations import equations
+
+        return equations(self, values, of=of, wrt=wrt, dims=dims)
+
+    def gradcheck(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0,
+                  step: float = 1e-6, tol: float = 1e-4) -> "GradcheckReport":
+        """Gradients against central finite differences, as `graphdsl gradcheck`: a
+        GradcheckReport with `.errors` (name -> max relative error), `.worst` and `.ok`."""
+        from .gradcheck import GradcheckReport, gradcheck
+
+        return GradcheckReport(gradcheck(self, values, of=of, wrt=wrt, seed=seed, step=step), tol)
+
+    # ---- display ---------------------------------------------------------------------
+    def summary(self) -> "ModelSummary":
+        """Inputs, params (shapes, element counts, total) and outputs: what repr() shows."""
+        from .summary import summarize
+
+        return summarize(self)
+
+    def __repr__(self) -> str:
+        return self.summary().text()
+
+    def _repr_html_(self) -> str:
+        return self.summary().html()
+
+
+def _did_you_mean(name: str, candidates) -> tuple[str, ...]:
+    from .diagnostics import suggest
+
+    near = suggest(name, candidates)
+    return (f"did you mean `{near}`?",) if near else ()
+
+
+def _check_options(method: str, func, options: dict) -> None:
+    """A keyword `func` does not take, refused in the caller's words (not func's name)."""
+    import inspect
+
+    known = [p.name for p in inspect.signature(func).parameters.values()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY or p.default is not inspect.Parameter.empty]
+    for name in options:
+        if name not in known:
+            from .diagnostics import suggest
+
+            near = suggest(name, known)
+            hint = f"did you mean `{near}=`? " if near else ""
+            raise TypeError(f"{method}() got an unknown option `{name}=`; {hint}"
+                            f"its options are: {', '.join(known)}")

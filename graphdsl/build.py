@@ -280,6 +280,11 @@ class _Builder:
             if item.shape is None and init.func not in ("full",):
                 self.rep.error("E107", f"`{init.func}()` needs a declared shape for `{item.name}`", init.span,
                                help=(f"declare it, e.g. `{kind} {item.name} : [n, m] = {init.func}()`",))
+            keywords = INITIALISERS[init.func]
+            if init.args and len(keywords) > 1:  # randn(0.1): NumPy's mean or PyTorch's std? say which
+                names = ", ".join(f"`{k}=`" for k in keywords)
+                self.rep.error("E103", f"`{init.func}` takes keyword arguments only ({names})", init.args[0].span,
+                               help=("name them, e.g. `randn(std=0.1)` or `uniform(low=-0.1, high=0.1)`",))
             return None
         try:
             return np.asarray(const_eval(init, self._const_lookup), dtype=np.float64)

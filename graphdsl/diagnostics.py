@@ -204,8 +204,10 @@ def _clip(text: str, col: int) -> str:
     return ("..." if start else "") + piece + ("..." if start + 160 < len(text) else "")
 
 
-class GraphDSLError(Exception):
-    """Raised for any problem in a model or its data; carries the diagnostics."""
+class GraphDSLError(ValueError):
+    """Raised for any problem in a model or its data; carries the diagnostics.
+
+    A ValueError, as NumPy and PyTorch raise for bad input, so `except ValueError` works."""
 
     def __init__(self, diagnostics, source: Source | None = None):
         if isinstance(diagnostics, Diagnostic):
@@ -262,11 +264,12 @@ def suggest(name: str, candidates) -> str | None:
     """The closest known name, for did-you-mean hints."""
     import difflib
 
-    names = sorted(set(candidates))
-    same_letters = [c for c in names if c.lower() == name.lower()]  # `M` for `m`: too short for difflib
-    if same_letters:
-        return same_letters[0]
-    found = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    candidates = sorted(set(candidates))
+    # A case slip first (`ReLU` for `relu`, `w1` for `W1`): difflib scores it too low.
+    folded = [c for c in candidates if c.lower() == name.lower()]
+    if folded and name not in candidates:
+        return folded[0]
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     return found[0] if found else None
 
 

@@ -138,9 +138,11 @@ class Plan:
         data = g._node[op_id]
         if data["op"] == "opaque":
             func = data["attrs"]["func"]
+            n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
+            params = ", ".join("abcdefgh"[:max(1, min(n_args, 8))])
             raise GraphDSLError(Diagnostic(
                 "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
-                help=(f"define it before evaluating, e.g. `def {func}(z) = relu(z)`",)), self.source)
+                help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
         kw = _bind_attrs(data["attrs"], g) if data["attrs"] else {}
         fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
         self._bound[op_id] = kw
@@ -177,6 +179,8 @@ class Plan:
         first = tiered and self._program is None and self.calls == 1
         try:
             results = self._run_reference_quiet(leaf_values) if first else self._run_compiled(leaf_values)
+        except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
+            raise
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
             raise self._failure(leaf_values, err) from None
         if check_finite and not _all_finite(results):
@@ -219,6 +223,8 @@ class Plan:
         slots = self._fill(leaf_values)
         try:
             self._step_through(slots, free=False)
+        except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
+            raise
         except (ValueError, ArithmeticError) as err:
             raise self._failure(leaf_values, err) from None
         return {n: np.asarray(slots[s]) for n, s in self.slot.items() if slots[s] is not None}
@@ -246,6 +252,8 @@ class Plan:
         text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         try:
             self._step_through(self._fill(leaf_values), free=True, until=note)
+        except GraphDSLError:  # ours: a ValueError too, so let it through
+            raise
         except (ValueError, ArithmeticError) as step_err:
             text = str(step_err).splitlines()[0][:200] or text
             k = failed[0] + 1 if failed else 0

@@ -31,7 +31,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 from lark.lark import PostLex
 from lark.lexer import BasicLexer
 
-from . import ast
+from . import ast, habits
 from .diagnostics import Diagnostic, GraphDSLError, Source, Span
 
 __all__ = ["parse_program", "get_parser", "MAX_DEPTH", "RESERVED"]
@@ -286,8 +286,11 @@ class _Continuation(PostLex):
                     continue  # inside () or []
                 if st.last is not None and st.last.type in _CONTINUE:
                     continue  # after an operator, `=`, `,` or `:`
-            elif kind == "NAME" and tok.value in RESERVED:
-                tok.type = kind = RESERVED[tok.value]  # reserved in every lexer state
+            elif kind == "NAME":
+                if not tok.value.isascii():
+                    tok = _unicode_name(tok)
+                if tok.value in RESERVED:
+                    tok.type = kind = RESERVED[tok.value]  # reserved in every lexer state
             elif kind in _OPENERS and len(stack) >= MAX_DEPTH:
                 raise GraphDSLError(_too_deep(tok))
             st.prev, st.last = st.last, tok
@@ -658,6 +661,21 @@ def _logical(ch: str, nxt: str, text: str, pos: int) -> Diagnostic:
     return _error("E003", f"`{op}` is not graphdsl syntax", _span_at(text, pos, len(op)), help=(hint,))
 
 
+def _unicode_name(tok: Token) -> Token:
+    """A non-ASCII name, NFKC-normalised as Python does; refuse what Python refuses.
+
+    The NAME pattern (`\\w`) also takes characters no identifier may hold, such as
+    `²`: the first of them is reported as an invalid character, with its hint.
+    """
+    value = tok.value
+    if not value.isidentifier():
+        bad = next(i for i in range(len(value)) if not ("a" + value[: i + 1]).isidentifier()
+                   or (i == 0 and not value[0].isidentifier()))
+        raise GraphDSLError(_invalid(value[bad], Span(tok.start_pos + bad, tok.start_pos + bad + 1, tok.line,
+                                                      tok.column + bad, tok.line, tok.column + bad + 1)))
+    return Token.new_borrow_pos("NAME", unicodedata.normalize("NFKC", value), tok)
+
+
 def _invalid(ch: str, span: Span) -> Diagnostic:
     shown = f"`{ch}`" if ch.isprintable() and not ch.isspace() else _codepoint(ch)
     if ch in _LOOKALIKES:
@@ -666,7 +684,7 @@ def _invalid(ch: str, span: Span) -> Diagnostic:
     elif ch in "\"`":
         help = "graphdsl has no strings; names need no quotes"
     elif ch.isalpha() or ch.isdigit():
-        help = "names use ASCII letters, digits and `_`"
+        help = "names are made of letters, digits and `_`, as in Python"
     else:
         help = "remove it; see the language reference for the characters graphdsl uses"
     return _error("E004", f"invalid character {shown}", span, help=(help,))
@@ -865,6 +883,8 @@ def _assigns_next(text: str, pos: int) -> bool:
 
 
 _CHECKS = (
+    habits.check_dim_keyword,  # NumPy/PyTorch spellings first: their generic reading misleads
+    habits.check_foreign_call,
     _check_brackets,
     _check_foreign,
     _check_unclosed,

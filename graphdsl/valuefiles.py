@@ -28,7 +28,7 @@ import zipfile
 
 import numpy as np
 
-from .diagnostics import fail
+from .diagnostics import GraphDSLError, fail
 from .plan import DEFAULT_MAX_ELEMENTS
 
 MAX_JSON_BYTES = 16 << 20  # JSON is for small data: parsing costs up to ~30 bytes of memory, and ~0.1 µs, per byte read
@@ -50,6 +50,8 @@ def as_array(value, name: str) -> np.ndarray:
             fail("E306", f"the value of `{name}` holds {_dtype_words(arr.dtype)}; graphdsl values are real "
                          "numbers (float64)")
         return arr.astype(np.float64)
+    except GraphDSLError:  # ours: a ValueError too, so let it through
+        raise
     except (TypeError, ValueError, OverflowError) as err:
         fail("E306", f"the value of `{name}` is not a rectangular array of numbers ({short(err)})")
 
@@ -335,6 +337,8 @@ def _npz_errors(path, name=None):
     """What zipfile and numpy raise for a damaged archive, as E306 naming the file and the entry."""
     try:
         yield
+    except GraphDSLError:  # ours: a ValueError too, so let it through
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as err:
         what = f"`{name}` in `{path}`" if name else f"`{path}`"
         fail("E306", f"cannot read {what}: {short(err)}",
@@ -347,6 +351,8 @@ def _load_npy(path, name, max_elements):
             _check_header(fh, path, name, max_elements)
             fh.seek(0)  # numpy reads the header again
             return np.asarray(np.load(fh, allow_pickle=False), dtype=np.float64)
+        except GraphDSLError:  # ours: a ValueError too, so let it through
+            raise
         except (OSError, ValueError, EOFError) as err:
             fail("E306", f"cannot read `{path}` for `{name}`: {short(err)}",
                  help=("files are read without pickle: save plain numeric arrays",))

@@ -13,7 +13,7 @@ import numpy as np
 from . import ast as A
 from .build import INITIALISERS, Built
 from .consteval import NotConstant, const_eval
-from .diagnostics import fail as _fail, suggest
+from .diagnostics import GraphDSLError, fail as _fail, suggest
 from .plan import DEFAULT_MAX_ELEMENTS
 from .valuefiles import load_file, parse_set, short as _short  # noqa: F401  (load_file, parse_set: read here by tests)
 
@@ -48,7 +48,11 @@ def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[
         _fail("E304", f"the model has no input, param or const named `{n}`",
               help=(f"did you mean `{near}`?",) if near else
               (f"its names are: {', '.join(built.decls) or '(none)'}",), source=built.source)
-    bound_by: dict[str, str] = {}
+    # Where each size came from, for the note of a mismatch (values add theirs below).
+    bound_by = {k: f"its declaration (line {built.dim_span(k).line})" if built.dim_span(k) else "its declaration"
+                for k, v in dims.items() if v is not None}
+    bound_by.update({k: f"the size given for it ({k}={v}: --dim, or dims= in Python)"
+                     for k, v in (overrides or {}).items()})
     for name, decl in built.decls.items():
         if name in given and decl.shape is not None:
             _bind_value(built, decl, given[name], dims, bound_by)
@@ -83,6 +87,7 @@ def _bind_value(built, decl, value, dims, bound_by):
         if d.name is None:
             if d.size is not None and d.size != size:
                 _fail("E301", f"axis {axis} of `{decl.name}` must have size {d.size}, not {size}", decl.span,
+                      notes=(_shapes(decl, value, dims),), help=_transposed(decl, value, dims),
                       source=built.source)
             continue
         have = dims.get(d.name)
@@ -92,8 +97,25 @@ def _bind_value(built, decl, value, dims, bound_by):
         elif have != size:
             origin = bound_by.get(d.name, "its declaration")
             _fail("E301", f"`{decl.name}` has size {size} in axis {axis}, where dim `{d.name}` is {have}",
-                  decl.span, notes=(f"`{d.name}` = {have} comes from {origin}",),
-                  help=(f"give `{decl.name}` a value of shape {_fmt(shape, dims)}",), source=built.source)
+                  decl.span, notes=(_shapes(decl, value, dims), f"`{d.name}` = {have} comes from {origin}"),
+                  help=_transposed(decl, value, dims)
+                  or (f"give `{decl.name}` a value of shape {_fmt(shape, dims)}",), source=built.source)
+
+
+def _shapes(decl, value, dims) -> str:
+    return f"`{decl.name}` is declared {_fmt(decl.shape, dims)}; its value has shape {list(value.shape)}"
+
+
+def _transposed(decl, value, dims) -> tuple[str, ...]:
+    """The hint for a matrix given the other way round (examples as rows, not columns)."""
+    if value.ndim != 2 or value.shape[0] == value.shape[1]:
+        return ()
+    fits = all(want is None or want == got for want, got in
+               zip((dims.get(d.name, d.size) if d.name else d.size for d in decl.shape), value.shape[::-1]))
+    if not fits:
+        return ()
+    return (f"the data is transposed: did you mean `{decl.name}.T`? Give a {value.shape[1]} x {value.shape[0]} "
+            f"array (in NumPy, `{decl.name}.T`; in PyTorch, `{decl.name}.t()`)",)
 
 
 def _fmt(shape, dims=None) -> str:
@@ -151,6 +173,8 @@ def _initialise(built, decl, rng, max_elements):
     kwargs = _init_kwargs(built, init)
     try:
         return _draw(init.func, sizes, kwargs, rng, built, init)
+    except GraphDSLError:  # ours, already located: a ValueError too, so let it through
+        raise
     except (ValueError, OverflowError) as err:  # numpy: std < 0, a uniform range too wide
         _fail("E107", f"cannot draw `{decl.name}` = {init.func}(...): {_short(err)}", init.span,
               help=("std must be >= 0, and low and high finite numbers",), source=built.source)

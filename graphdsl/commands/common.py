@@ -99,6 +99,7 @@ def _clip(text: str) -> str:
 
 def load_model(args) -> Model:
     model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False))
+    model.argument_style = "cli"  # errors name --of, not of=
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
     return model
@@ -125,8 +126,9 @@ def summarise(value, precision: int = 6) -> str:
     """A value for a table: in full when small, else shape and min/mean/max."""
     arr = np.asarray(value, dtype=np.float64)
     if arr.size <= 12:
-        return np.array2string(arr, precision=precision, suppress_small=False, separator=", ",
-                               max_line_width=200).replace("\n", "")
+        # `g`, not NumPy's default: a whole number prints as `14`, not `14.`
+        return np.array2string(arr, separator=", ", max_line_width=200,
+                               formatter={"float_kind": lambda v: f"{v:.{precision}g}"}).replace("\n", "")
     finite = arr[np.isfinite(arr)]
     bad = arr.size - finite.size
     stats = (f"min {finite.min():.{precision}g}, mean {finite.mean():.{precision}g}, "

@@ -5,6 +5,7 @@ import numpy as np
 from rich.table import Table
 
 from ..fileio import save_npz
+from ..gradcheck import gradcheck
 from .common import (add_model_argument, add_output_option, add_value_options, gather_values, load_model,
                      model_error, shape_text, summarise)
 
@@ -116,25 +117,3 @@ def run_gradcheck(args, out) -> int:
                           help=("a kink (relu at 0, max ties) can make finite differences disagree; "
                                 "try another --seed",))
     return 0
-
-
-def gradcheck(model, values, of=None, wrt=None, seed=0, step=1e-6, directions=3) -> dict[str, float]:
-    """Largest relative error of <grad, v> against central differences along seeded random v."""
-    compiled, given = model.compile(values)
-    leaves = model.leaf_values(compiled, given, seed)
-    _, grads = model.grad({**values, **{k: v for k, v in leaves.items()}}, of=of, wrt=wrt, seed=seed)
-    target = of or _of_name(model)
-    rng = np.random.default_rng(seed + 1)
-    report = {}
-    for name, g in grads.items():
-        worst = 0.0
-        for _ in range(directions):
-            v = rng.standard_normal(np.shape(g))
-            f = lambda t: float(np.sum(model.eval({**leaves, name: leaves[name] + t * v}, seed=seed,  # noqa: E731
-                                                  outputs=[target])[target]))
-            numeric = (f(step) - f(-step)) / (2 * step)
-            analytic = float(np.sum(g * v))
-            scale = max(abs(numeric), abs(analytic), 1e-12)
-            worst = max(worst, abs(numeric - analytic) / scale)
-        report[name] = worst
-    return report

@@ -17,6 +17,7 @@ from .texnames import tex_name
 
 MAX_SIZE = 48  # largest inlined expression (nodes) before it gets a name of its own
 MAX_DEPTH = 14
+MIN_REPEATED_SIZE = 8  # a backward value this large, used twice or more, is named (t1, ...) not repeated
 
 # Ops whose expression depends on their arguments' expressions alone.
 BY_ARGS = {
@@ -41,6 +42,7 @@ class Converter:
         self.ref: dict = {}  # node -> Ex used where the node is an argument
         self.defn: dict = {}  # node -> Ex of the op that computes it
         self.aux_order: list = []  # nodes given auxiliary names, in the order named
+        self._twins: dict | None = None  # (op, inputs, attrs) -> the named forward value it computes
 
     def run(self, roots):
         """Make defn/ref for everything the roots need, stopping at named nodes."""
@@ -72,15 +74,37 @@ class Converter:
             self.defn[n] = self._op(ops[0], [self.ref_of(u) for u in inputs(self.g, ops[0])], n)
         if n in self.ref:
             return
-        if named:
+        twin = None if named or not ops else self._twin(ops[0])
+        if twin is not None:  # a backward rule recomputed a named value (var's mean is `mu`): say its name
+            self.ref[n] = self.names.sym(twin)
+        elif named:
             self.ref[n] = self.names.sym(n)
         elif not ops:
             self.ref[n] = self._leaf(n)
         else:
             self.ref[n] = self._inline_or_name(n, self.defn[n])
 
+    def _repeated(self, n, e) -> bool:
+        """A sizeable backward value used in several places (BPTT's dJ/dh ⊙ tanh'(...) of each
+        step) gets a name once instead of being written out at every use."""
+        return (e.size >= MIN_REPEATED_SIZE and self.g.nodes[n].get("phase") == "backward"
+                and self.g.out_degree(n) > 1)
+
+    def _twin(self, op):
+        if self._twins is None:
+            self._twins = {}
+            for o, d in self.g.nodes(data=True):
+                out = d.get("out")
+                if d["kind"] == "op" and d.get("phase") == "forward" and self.names.is_named(out):
+                    self._twins.setdefault(self._op_key(o), out)
+        return self._twins.get(self._op_key(op))
+
+    def _op_key(self, op):
+        d = self.g.nodes[op]
+        return d["op"], tuple(inputs(self.g, op)), repr(sorted(d.get("attrs", {}).items()))
+
     def _inline_or_name(self, n, e):
-        if e.size > MAX_SIZE or e.depth > MAX_DEPTH:
+        if e.size > MAX_SIZE or e.depth > MAX_DEPTH or self._repeated(n, e):
             self.aux_order.append(n)
             return self.names.new_aux(n, e.scalar)
         return e

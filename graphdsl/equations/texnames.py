@@ -1,13 +1,26 @@
-"""Names in LaTeX: W1 -> W_{1}, lam -> \\lambda, logits -> \\mathrm{logits}, escaped specials."""
+"""Names in LaTeX: W1 -> W_{1}, lam and λ -> \\lambda, logits -> \\mathrm{logits}, escaped specials."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda",
          "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
          "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
 # the short spellings models use for Greek letters (D2L writes lam for lambda)
 ALIASES = {"lam": "lambda", "lmbda": "lambda", "eps": "epsilon"}
+
+
+def _greek_word(ch: str) -> str | None:
+    """`λ` -> `lambda`, `Σ` -> `Sigma`: the LaTeX word for a Greek letter, from its Unicode name."""
+    parts = unicodedata.name(ch, "").split()
+    if len(parts) != 4 or parts[:2] != ["GREEK", "SMALL" if ch.islower() else "CAPITAL"] or parts[2] != "LETTER":
+        return None
+    word = parts[3].lower().replace("lamda", "lambda")  # Unicode spells it LAMDA
+    word = word if ch.islower() else word.capitalize()
+    return word if word in GREEK else None
+
+
 _SPECIALS = {"#": r"\#", "_": r"\_", "%": r"\%", "&": r"\&", "$": r"\$", "{": r"\{", "}": r"\}",
              "^": r"\hat{}", "~": r"\sim{}", "\\": r"\backslash{}"}
 
@@ -22,7 +35,7 @@ def tex_name(name: str) -> str:
         return tex_escape(name)
     base, _, sub = name.partition("_")
     digits = ""
-    trailing_digits = re.fullmatch(r"([A-Za-z]+?)(\d+)", base)
+    trailing_digits = re.fullmatch(r"([^\W\d_]+?)(\d+)", base)
     if trailing_digits and not sub:
         base, digits = trailing_digits.group(1), trailing_digits.group(2)
     head = _tex_head(base)
@@ -35,6 +48,8 @@ def tex_name(name: str) -> str:
 
 def _tex_head(base: str) -> str:
     word = ALIASES.get(base, base)
+    if len(base) == 1 and not base.isascii():
+        word = _greek_word(base) or base
     if word in GREEK:
         return "\\" + word
     if len(base) == 1:
