@@ -281,11 +281,27 @@ def _from_items(items: np.ndarray, label: str) -> np.ndarray:
 def _refuse_item(items, index, label):
     item = items[index]
     if isinstance(item, list):
-        fail("E306", f"{label} is not a rectangular array of numbers: its rows differ in length")
+        fail("E306", f"{label} is not a rectangular array of numbers: {_ragged_rows(items)}")
     at = f" at index [{', '.join(str(int(i)) for i in index)}]" if index else ""
     fail("E306", f"{label} holds {_json_type(item)}{at}, not a number",
          help=('values are JSON numbers, true/false (1/0), or the strings "NaN", "Infinity", '
                '"-Infinity"; write numbers without quotes',))
+
+
+def _ragged_rows(items: np.ndarray) -> str:
+    """Which row differs in length from the first (NumPy's own word is "inhomogeneous")."""
+    flat = items.reshape(-1)
+    length = [len(i) if isinstance(i, list) else None for i in flat]
+    odd = next((k for k, n in enumerate(length) if n != length[0]), None)
+    if odd is None:
+        return "its rows differ in length"
+
+    def row(k):
+        return "row " + ", ".join(str(int(i)) for i in np.unravel_index(k, items.shape))
+
+    def has(n):
+        return "is a number" if n is None else f"has {n} entr{'y' if n == 1 else 'ies'}"
+    return f"{row(odd)} {has(length[odd])} but {row(0)} {has(length[0])}"
 
 
 def _int_as_float(item: int) -> float:

@@ -141,7 +141,7 @@ def test_a_ragged_value_file_names_the_file_the_entry_and_the_row(tmp_path, caps
     data.write_text(json.dumps({"x": [[1, 2], [3, 4], [5]]}))
     assert main(["eval", str(model), "--load", str(data)]) == 1
     err = capsys.readouterr().err
-    assert f"the value of `x` in `{data}` is not a rectangular array of numbers: " \
+    assert f"`x` in `{data}` is not a rectangular array of numbers: " \
            "row 2 has 1 entry but row 0 has 2" in err
     assert "inhomogeneous" not in err  # not NumPy's words
 
