@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import memory
 from .autodiff import gradients
+from .bounds import DEFAULT_MAX_OPS, check_text
 from .build import Built, build
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
@@ -21,12 +23,14 @@ from .syntax import parse_program
 from .values import as_array, bind_dims, initial_values
 
 
-def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
-    return Model(text, name, dims=dims, strict=strict)
+def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False,
+          max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None) -> "Model":
+    return Model(text, name, dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory)
 
 
-def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False) -> "Model":
-    return Model(read_source(path), str(path), dims=dims, strict=strict)
+def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False,
+         max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None) -> "Model":
+    return Model(read_source(path), str(path), dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory)
 
 
 MAX_SOURCE_BYTES = 64 << 20  # a 100,000-node model is a few MB
@@ -81,16 +85,28 @@ class Compiled:
     built: Built
     plans: dict = field(default_factory=dict)
     grad_plans: dict = field(default_factory=dict)  # (of, wrt) as asked -> (plan, wrt node ids)
+    leaves_checked: bool = False  # the starting values fit the memory budget
 
 
 class Model:
-    def __init__(self, text: str, name: str = "<string>", dims=None, strict=False):
+    """A parsed and checked model.
+
+    max_ops: refuse a model whose graph would have more operations (None: no limit);
+    max_memory: bytes (or a size such as "2G") a run may need, None for what the
+    machine allows (see memory.py); both are checked before the work is done.
+    """
+
+    def __init__(self, text: str, name: str = "<string>", dims=None, strict=False,
+                 max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None):
         self.source = Source(text, name)
         self.dim_overrides = dict(dims or {})
         self.strict = strict
+        self.max_ops = max_ops
+        self.max_memory = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+        check_text(text, self.source, max_ops)
         with gc_paused():
             self.program = parse_program(text, name)
-            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
+            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=max_ops)
         self.graph = self.built.graph
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
@@ -133,7 +149,7 @@ class Model:
             try:
                 with gc_paused():
                     concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
-                                     strict=self.strict)
+                                     strict=self.strict, max_ops=None)  # counted by the first build
             except GraphDSLError as err:
                 raise err.with_source(self.source)
             self._compiled[key] = Compiled(concrete)
@@ -141,10 +157,22 @@ class Model:
 
     def _plan(self, compiled: Compiled, targets: tuple) -> Plan:
         if targets not in compiled.plans:
-            compiled.plans[targets] = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+            plan = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+            self.check_memory(plan)
+            compiled.plans[targets] = plan
         return compiled.plans[targets]
 
+    def check_memory(self, plan: Plan, keep_all: bool = False) -> None:
+        """Refuse (E310) a plan whose estimated peak exceeds the memory budget, before it allocates."""
+        needed, buffers = memory.plan_estimate(plan, keep_all)
+        memory.check(needed, buffers, self.max_memory, plan.graph, self.source, "running this model")
+
     def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
+        if not compiled.leaves_checked:  # before drawing initialisers (gradcheck draws before planning)
+            needed, buffers = memory.leaves_estimate(compiled.built, given)
+            memory.check(needed, buffers, self.max_memory, compiled.built.graph, self.source,
+                         "the values of this model")
+            compiled.leaves_checked = True
         return initial_values(compiled.built, given, seed, self.max_elements)
 
     # ---- evaluation ---------------------------------------------------------------

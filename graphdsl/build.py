@@ -13,6 +13,7 @@ import numpy as np
 
 from . import ast as A
 from .consteval import BIN, NotConstant, const_eval, whole
+from .bounds import DEFAULT_MAX_OPS, too_many_ops
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
@@ -21,7 +22,6 @@ from .ops.base import Dim, same_dim
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
 MAX_INLINE_DEPTH = 64
-MAX_INLINED_NODES = 5_000_000  # beyond this a model would exhaust time and memory while inlining
 
 
 @dataclass
@@ -53,14 +53,15 @@ class Built:
         return self.dim_spans.get(name)
 
 
-def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False) -> Built:
-    builder = _Builder(program, source, dims or {}, input_shapes or {}, strict)
+def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False,
+          max_ops: int | None = DEFAULT_MAX_OPS) -> Built:
+    builder = _Builder(program, source, dims or {}, input_shapes or {}, strict, max_ops)
     return builder.run()
 
 
 class _Builder:
-    def __init__(self, program, source, dim_overrides, input_shapes, strict):
-        self.program, self.source, self.strict = program, source, strict
+    def __init__(self, program, source, dim_overrides, input_shapes, strict, max_ops=DEFAULT_MAX_OPS):
+        self.program, self.source, self.strict, self.max_ops = program, source, strict, max_ops
         self.dim_overrides, self.input_shapes = dim_overrides, input_shapes
         self.rep = Reporter(source)
         self.gb = GraphBuilder(source, self.rep)
@@ -75,7 +76,7 @@ class _Builder:
         self.outputs: list[str] = []
         self.implicit: set[str] = set()
         self._splits: dict[int, tuple] = {}  # id(call node) -> (node, its _call_inputs); node kept alive
-        self.refused_defs: set[str] = set()  # defs already reported (recursive, too large)
+        self.refused_defs: set[str] = set()  # defs already reported as recursive
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
@@ -133,36 +134,36 @@ class _Builder:
                     stack.append((nxt, iter(sorted(callees[nxt]))))
 
     def _check_inline_size(self):
-        """Refuse, before building, a program whose inlined defs would explode.
+        """Refuse, before building, a program whose graph would exceed max_ops operations.
 
         Defs that each call the previous one twice double at every level: thirty
-        of them inline to 2**30 nodes. Sizes are counted in syntax nodes, callees
-        first, so the check costs no more than reading the defs.
+        of them inline to 2**30 operations. Each def's inlined size is counted
+        once, callees first (a call of a builtin is one operation), so the check
+        costs no more than reading the program.
         """
-        if not self.defs:  # without defs the graph grows with the text, which is bounded already
+        if self.max_ops is None:
             return
         profiles = {name: _expression_profile([s.value for s in d.body] + [d.result])
                     for name, d in self.defs.items()}
         size: dict[str, int] = {}
         for name in _callees_first({n: set(c) & set(self.defs) for n, (_, c) in profiles.items()}):
-            own, calls = profiles[name]
-            size[name] = own + sum(k * size.get(c, 0) for c, k in calls.items())
-            if size[name] > MAX_INLINED_NODES:
-                self._too_large(f"def `{name}` inlines to about {size[name]:,} nodes", self.defs[name].name_span)
-                return
-        exprs = [st.value for st in self.program.statements if isinstance(st, A.Assign)]
-        own, calls = _expression_profile(exprs)
-        total = own + sum(k * size.get(c, 0) for c, k in calls.items())
-        if total > MAX_INLINED_NODES:
-            self._too_large(f"the model inlines to about {total:,} nodes", None)
-
-    def _too_large(self, what, span):
-        self.rep.error("E107", f"{what}, more than the limit of {MAX_INLINED_NODES:,}", span,
-                       notes=("each call of a def is copied into the graph",),
-                       help=("a def that calls another def twice doubles the size at every level; "
-                             "compute the shared value once and reuse it",))
-        self.refused_defs.update(self.defs)
-        self.defs.clear()
+            size[name] = _inlined(profiles[name], size)
+        # Every def counts, called or not: a def too large to inline is refused where it is written.
+        for name, n in size.items():
+            if n > self.max_ops:
+                chain = " -> ".join(_call_chain(name, profiles, size))
+                raise too_many_ops(f"def `{name}` inlines to {n:,} operations", n, self.max_ops,
+                                   self.defs[name].name_span, self.source,
+                                   notes=(f"call chain: {chain}", "each call of a def is copied into the graph; "
+                                          "a def that calls another twice doubles the size at every level"))
+        total = 0
+        for st in self.program.statements:
+            if isinstance(st, A.Assign):
+                total += _inlined(_expression_profile([st.value]), size)
+                if total > self.max_ops:
+                    raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total,
+                                       self.max_ops, st.span, self.source,
+                                       notes=("counted before building, each def call as its inlined body",))
 
     def _recursion_error(self, cycle):
         d = self.defs[cycle[0]]
@@ -718,17 +719,41 @@ def _callees_first(callees: dict[str, set]) -> list[str]:
     return order
 
 
+_OPERATIONS = (A.BinOp, A.UnaryOp, A.Transpose, A.Index)
+
+
 def _expression_profile(exprs) -> tuple[int, Counter]:
-    """(number of syntax nodes, how often each function is called) in exprs."""
-    nodes, calls = 0, Counter()
+    """(number of operators other than calls, how often each function is called) in exprs."""
+    ops, calls = 0, Counter()
     stack = list(exprs)
     while stack:
         node = stack.pop()
-        nodes += 1
-        if isinstance(node, A.Call):
+        if isinstance(node, _OPERATIONS):
+            ops += 1
+        elif isinstance(node, A.Call):
             calls[node.func] += 1
         stack.extend(A.children(node))
-    return nodes, calls
+    return ops, calls
+
+
+def _inlined(profile, size: dict) -> int:
+    """Operations once inlined: own operators, each def call its def's size, any other call one."""
+    own, calls = profile
+    return own + sum(k * size.get(c, 1) for c, k in calls.items())
+
+
+def _call_chain(name, profiles, size) -> list[str]:
+    """The def, then at each level the callee that contributes the most, down to a def calling none."""
+    chain = [name]
+    while True:
+        calls = profiles[chain[-1]][1]
+        inner = [(k * size[c], c) for c, k in calls.items() if c in size and c not in chain]
+        if not inner:
+            break
+        chain.append(max(inner)[1])
+    if len(chain) > 8:
+        chain = chain[:4] + [f"... ({len(chain) - 6} more)"] + chain[-2:]
+    return chain
 
 
 def _is_literal(node) -> bool:

@@ -31,6 +31,7 @@ CODES = {
     "E105": "recursive def",
     "E106": "invalid output",
     "E107": "invalid declaration",
+    "E108": "model too large",
     # shapes
     "E201": "matmul dimensions differ",
     "E202": "shapes do not broadcast",
@@ -46,6 +47,7 @@ CODES = {
     "E307": "gradient check failed",
     "E308": "cannot write output",
     "E309": "renderer unavailable",
+    "E310": "not enough memory",
     # warnings
     "W001": "implicit input",
     "W002": "undefined function",

@@ -6,7 +6,9 @@ import argparse
 import numpy as np
 
 from ..api import Model, load
+from ..bounds import DEFAULT_MAX_OPS
 from ..diagnostics import Diagnostic, GraphDSLError
+from ..memory import parse_size
 from ..values import load_file, parse_set
 
 
@@ -16,6 +18,26 @@ class UsageError(Exception):
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the model file (.gdsl)")
+    p.add_argument("--max-ops", type=_count, default=DEFAULT_MAX_OPS, metavar="N",
+                   help=f"refuse a model whose graph would have more operations, defs inlined; counted before "
+                        f"building (default {DEFAULT_MAX_OPS:,})")
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got `{text}`")
+    return n
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_value_options(p: argparse.ArgumentParser) -> None:
@@ -28,6 +50,9 @@ def add_value_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the initialisers (default 0)")
     g.add_argument("--max-elements", type=int, default=2 ** 28, metavar="N",
                    help="refuse any value with more elements (default 2**28)")
+    g.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                   help="refuse a run estimated to need more memory, e.g. 2G or 500M (default: the smaller of "
+                        "the address-space limit and the memory available)")
     g.add_argument("--allow-nonfinite", action="store_true", help="go on when a value is NaN or Inf")
 
 
@@ -46,7 +71,8 @@ def parse_dims(items) -> dict[str, int]:
 
 
 def load_model(args) -> Model:
-    model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False))
+    model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False),
+                 max_ops=getattr(args, "max_ops", DEFAULT_MAX_OPS), max_memory=getattr(args, "max_memory", None))
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
     return model
