@@ -22,6 +22,7 @@ from .ops.base import Dim, same_dim
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
 MAX_INLINE_DEPTH = 64
+SUGGEST_WORK = 300_000  # names compared for did-you-mean hints in one build (well under a second)
 
 
 @dataclass
@@ -77,6 +78,8 @@ class _Builder:
         self.implicit: set[str] = set()
         self._splits: dict[int, tuple] = {}  # id(call node) -> (node, its _call_inputs); node kept alive
         self.refused_defs: set[str] = set()  # defs already reported as recursive
+        self._near_names: dict[str, str | None] = {}  # unresolved name -> its did-you-mean
+        self._suggest_work = 0  # names compared for did-you-mean hints so far
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
@@ -427,8 +430,15 @@ class _Builder:
                            notes=(f"it is defined at line {first.line}",),
                            help=("move the definition above its first use",))
             return self._placeholder()
-        known = list(self.decls) + list(self.dims) + list(self.assigned) + list(scope or ())
-        near = suggest(n, known)
+        if self.rep.full:  # the error would not be shown: the build fails without it, so compute nothing
+            return self._placeholder()
+        near = self._near_names.get(n, False)
+        if near is False:  # once per name: a model may use one misspelt name a thousand times
+            known = [*self.decls, *self.dims, *self.assigned, *(scope or ())]
+            # Thousands of distinct implicit inputs would make the hints quadratic: past a fixed
+            # number of comparisons, names are taken as implicit inputs without looking for a near one.
+            self._suggest_work += len(known)
+            near = self._near_names[n] = suggest(n, known) if self._suggest_work <= SUGGEST_WORK else None
         if near is not None:
             self.rep.error("E101", f"undefined name `{n}`", name.span, help=(f"did you mean `{near}`?",))
             return self._placeholder()
@@ -581,7 +591,7 @@ class _Builder:
         return out[0] if key == "k" else tuple(out)
 
     def _unknown_function(self, node, kids):
-        if node.func in self.refused_defs:
+        if node.func in self.refused_defs or self.rep.full:
             return self._placeholder()
         near = suggest(node.func, list(BUILTINS) + list(self.defs))
         if near is not None and near != node.func:
@@ -614,9 +624,9 @@ class _Builder:
         outer_call, outer_span = self.gb.call, self.gb.span
         self.gb.call = outer_call + (label,)
         self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
-        errors_before = len(self.rep.errors)
+        errors_before = self.rep.error_count
         scope = self._bind_params(d, kids)
-        if len(self.rep.errors) > errors_before:  # arguments that do not fit would only cascade
+        if self.rep.error_count > errors_before:  # arguments that do not fit would only cascade
             self.gb.call, self.gb.span = outer_call, outer_span
             return self._placeholder()
         for stmt in d.body:
