@@ -162,10 +162,10 @@ class Model:
             compiled.plans[targets] = plan
         return compiled.plans[targets]
 
-    def check_memory(self, plan: Plan, keep_all: bool = False) -> None:
-        """Refuse (E310) a plan whose estimated peak exceeds the memory budget, before it allocates."""
+    def check_memory(self, plan: Plan, keep_all: bool = False, extra: int = 0, what="running this model") -> None:
+        """Refuse (E310) a plan whose estimated peak (plus `extra` bytes) exceeds the budget, before it allocates."""
         needed, buffers = memory.plan_estimate(plan, keep_all)
-        memory.check(needed, buffers, self.max_memory, plan.graph, self.source, "running this model")
+        memory.check(needed + extra, buffers, self.max_memory, plan.graph, self.source, what)
 
     def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
         if not compiled.leaves_checked:  # before drawing initialisers (gradcheck draws before planning)

@@ -87,6 +87,11 @@ def _nbytes(data) -> int:
     return 8 * math.prod(sizes) if sizes is not None else 8
 
 
+def value_bytes(graph, node: str) -> int:
+    """Bytes of one value of the graph as float64 (8 when its shape is not known)."""
+    return _nbytes(graph.nodes[node])
+
+
 def plan_estimate(plan, keep_all: bool = False) -> tuple[int, list]:
     """(estimated peak bytes, [(bytes, node id)] of every leaf and result) of running `plan`."""
     nodes = plan.graph._node
