@@ -16,7 +16,7 @@ import numpy as np
 from . import memory
 from .autodiff import gradients
 from .bounds import DEFAULT_MAX_OPS, check_text
-from .build import Built, build
+from .build import Built, build, count_ops
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
@@ -106,7 +106,9 @@ class Model:
         check_text(text, self.source, max_ops)
         with gc_paused():
             self.program = parse_program(text, name)
-            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=max_ops)
+            self.ops = count_ops(self.program, self.source, max_ops)
+            memory.check_graph(self.ops, "check", self.max_memory, self.source)
+            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=None)
         self.graph = self.built.graph
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
@@ -146,6 +148,7 @@ class Model:
                tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
         self._keys[sig] = key
         if key not in self._compiled:
+            memory.check_graph(self.ops, "eval", self.max_memory, self.source)
             try:
                 with gc_paused():
                     concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
@@ -201,6 +204,8 @@ class Model:
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):
+        """The node to differentiate and those to differentiate by (reverse mode runs next: its memory is checked)."""
+        memory.check_graph(self.ops, "grad", self.max_memory, self.source)
         built = compiled.built
         target = self._resolve_of(built, of)
         if wrt is None:

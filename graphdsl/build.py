@@ -85,7 +85,8 @@ class _Builder:
     def run(self) -> Built:
         self._collect()
         self._check_recursion()
-        self._check_inline_size()
+        if self.max_ops is not None:
+            count_ops(self.program, self.source, self.max_ops, self.defs)
         for stmt in self.program.statements:
             self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
             self._statement(stmt)
@@ -135,38 +136,6 @@ class _Builder:
                     state[nxt] = 1
                     path.append(nxt)
                     stack.append((nxt, iter(sorted(callees[nxt]))))
-
-    def _check_inline_size(self):
-        """Refuse, before building, a program whose graph would exceed max_ops operations.
-
-        Defs that each call the previous one twice double at every level: thirty
-        of them inline to 2**30 operations. Each def's inlined size is counted
-        once, callees first (a call of a builtin is one operation), so the check
-        costs no more than reading the program.
-        """
-        if self.max_ops is None:
-            return
-        profiles = {name: _expression_profile([s.value for s in d.body] + [d.result])
-                    for name, d in self.defs.items()}
-        size: dict[str, int] = {}
-        for name in _callees_first({n: set(c) & set(self.defs) for n, (_, c) in profiles.items()}):
-            size[name] = _inlined(profiles[name], size)
-        # Every def counts, called or not: a def too large to inline is refused where it is written.
-        for name, n in size.items():
-            if n > self.max_ops:
-                chain = " -> ".join(_call_chain(name, profiles, size))
-                raise too_many_ops(f"def `{name}` inlines to {n:,} operations", n, self.max_ops,
-                                   self.defs[name].name_span, self.source,
-                                   notes=(f"call chain: {chain}", "each call of a def is copied into the graph; "
-                                          "a def that calls another twice doubles the size at every level"))
-        total = 0
-        for st in self.program.statements:
-            if isinstance(st, A.Assign):
-                total += _inlined(_expression_profile([st.value]), size)
-                if total > self.max_ops:
-                    raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total,
-                                       self.max_ops, st.span, self.source,
-                                       notes=("counted before building, each def call as its inlined body",))
 
     def _recursion_error(self, cycle):
         d = self.defs[cycle[0]]
@@ -727,6 +696,42 @@ def _callees_first(callees: dict[str, set]) -> list[str]:
             if not waiting[user]:
                 ready.append(user)
     return order
+
+
+def count_ops(program: A.Program, source: Source, max_ops: int | None = None, defs: dict | None = None) -> int:
+    """The operations of the program's graph, each def call as its inlined body; E108 above max_ops.
+
+    Defs that each call the previous one twice double at every level: thirty of
+    them inline to 2**30 operations. Each def's inlined size is counted once,
+    callees first (a call of a builtin is one operation), so this costs no more
+    than reading the program, and a model is refused before anything is built.
+    """
+    if defs is None:
+        defs = {}
+        for st in program.statements:
+            if isinstance(st, A.Def):
+                defs.setdefault(st.name, st)
+    profiles = {name: _expression_profile([s.value for s in d.body] + [d.result]) for name, d in defs.items()}
+    size: dict[str, int] = {}
+    for name in _callees_first({n: set(c) & set(defs) for n, (_, c) in profiles.items()}):
+        size[name] = _inlined(profiles[name], size)
+    limit = max_ops if max_ops is not None else float("inf")
+    # Every def counts, called or not: a def too large to inline is refused where it is written.
+    for name, n in size.items():
+        if n > limit:
+            chain = " -> ".join(_call_chain(name, profiles, size))
+            raise too_many_ops(f"def `{name}` inlines to {n:,} operations", n, max_ops, defs[name].name_span, source,
+                               notes=(f"call chain: {chain}", "each call of a def is copied into the graph; "
+                                      "a def that calls another twice doubles the size at every level"))
+    total = 0
+    for st in program.statements:
+        if isinstance(st, A.Assign):
+            total += _inlined(_expression_profile([st.value]), size)
+            if total > limit:
+                raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total, max_ops,
+                                   st.span, source,
+                                   notes=("counted before building, each def call as its inlined body",))
+    return total
 
 
 _OPERATIONS = (A.BinOp, A.UnaryOp, A.Transpose, A.Index)
