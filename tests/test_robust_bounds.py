@@ -31,9 +31,9 @@ def _limit_address_space():
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
-def run(tmp_path, *argv) -> subprocess.CompletedProcess:
+def run(tmp_path, *argv, timeout=TIMEOUT) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "graphdsl.cli", *map(str, argv)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=_limit_address_space,
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=_limit_address_space,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert "Traceback" not in proc.stderr and "bug in graphdsl" not in proc.stderr, proc.stderr[-3000:]
     return proc
@@ -235,14 +235,20 @@ def test_grad_of_a_chain_whose_graphs_would_not_fit_is_refused_before_building(t
 
 
 @pytest.mark.slow
-def test_eval_of_a_chain_near_the_limit_finishes_under_3_gb(tmp_path):
-    path = model(tmp_path, chain(33_000).replace("= randn()", "= full(0.5)"))
-    proc = run(tmp_path, "eval", path, "--set", "x=0.3", "--json")
+def test_eval_and_grad_of_a_long_chain_finish_under_3_gb(tmp_path):
+    """30,000 operations: within every limit, differentiated exactly (d h_n / d x by the chain rule).
+
+    About 10 s of CPU; the timeout is generous for a machine shared by several test runs.
+    """
+    n = 10_000
+    path = model(tmp_path, chain(n).replace("= randn()", "= full(0.5)"))
+    proc = run(tmp_path, "grad", path, "--set", "x=0.3", "--wrt", "x", "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
-    h = 0.3 * 0.5
-    for _ in range(1, 33_000):
-        h = np.tanh(h) * 0.5 + 0.3
-    assert json.loads(proc.stdout)["outputs"]["h32999"] == pytest.approx(h, rel=1e-12)
+    h, dh = 0.3 * 0.5, 0.5  # h0 = x w
+    for _ in range(1, n):
+        h, dh = np.tanh(h) * 0.5 + 0.3, (1 - np.tanh(h) ** 2) * 0.5 * dh + 1
+    out = json.loads(proc.stdout)
+    assert out["value"] == pytest.approx(h, rel=1e-12) and out["grads"]["x"] == pytest.approx(dh, rel=1e-9)
 
 
 def test_text_count_matches_the_built_graph():
