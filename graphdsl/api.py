@@ -24,13 +24,14 @@ from .values import as_array, bind_dims, initial_values
 
 
 def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False,
-          max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None) -> "Model":
-    return Model(text, name, dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory)
+          max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None, purpose="check") -> "Model":
+    return Model(text, name, dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory, purpose=purpose)
 
 
 def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False,
-         max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None) -> "Model":
-    return Model(read_source(path), str(path), dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory)
+         max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None, purpose="check") -> "Model":
+    return Model(read_source(path), str(path), dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory,
+                 purpose=purpose)
 
 
 MAX_SOURCE_BYTES = 64 << 20  # a 100,000-node model is a few MB
@@ -94,20 +95,26 @@ class Model:
     max_ops: refuse a model whose graph would have more operations (None: no limit);
     max_memory: bytes (or a size such as "2G") a run may need, None for what the
     machine allows (see memory.py); both are checked before the work is done.
+    purpose: "check", "eval" or "grad", what the caller will do: the graphs that
+    needs are checked against the budget before parsing (eval and grad check
+    again when called, whatever the purpose).
     """
 
     def __init__(self, text: str, name: str = "<string>", dims=None, strict=False,
-                 max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None):
+                 max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None,
+                 purpose: str = "check"):
         self.source = Source(text, name)
         self.dim_overrides = dict(dims or {})
         self.strict = strict
         self.max_ops = max_ops
         self.max_memory = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
-        check_text(text, self.source, max_ops)
+        self.purpose = purpose
+        # what the text shows, before parsing; then the exact count, before building
+        memory.check_graph(check_text(text, self.source, max_ops), purpose, self.max_memory, self.source)
         with gc_paused():
             self.program = parse_program(text, name)
             self.ops = count_ops(self.program, self.source, max_ops)
-            memory.check_graph(self.ops, "check", self.max_memory, self.source)
+            memory.check_graph(self.ops, purpose, self.max_memory, self.source)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=None)
         self.graph = self.built.graph
         self._compiled: dict = {}
@@ -190,6 +197,7 @@ class Model:
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
              check_finite: bool = True):
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
+        memory.check_graph(self.ops, "grad", self.max_memory, self.source)  # before the concrete build
         compiled, given = self.compile(values, dims)
         # The plan for these (of, wrt) is looked up once per compiled graph, then reused.
         key = (of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt))

@@ -33,14 +33,15 @@ def ops_in_text(text: str) -> int:
     return ops + len(_CALL.findall(code))
 
 
-def check_text(text: str, source, max_ops: int | None) -> None:
-    """Refuse, before parsing, a text whose expressions alone exceed the limit."""
+def check_text(text: str, source, max_ops: int | None) -> int:
+    """Refuse, before parsing, a text whose expressions alone exceed the limit; its count (0: not counted)."""
     if max_ops is None or len(text) < max_ops:  # fewer characters than the limit: fewer operations too
-        return
+        return 0
     count = ops_in_text(text)
     if count > max_ops:
         raise too_many_ops(f"the model has about {count:,} operations", count, max_ops, None, source,
                            notes=("counted from its text (operators and calls), before parsing",))
+    return count
 
 
 def too_many_ops(what: str, count: int, max_ops: int, span, source, notes=()) -> GraphDSLError:

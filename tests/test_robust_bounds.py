@@ -228,10 +228,17 @@ def test_a_chain_under_the_limit_matches_numpy(tmp_path):
 
 
 def test_grad_of_a_chain_whose_graphs_would_not_fit_is_refused_before_building(tmp_path):
-    """98,998 operations pass --max-ops, but reverse mode's graphs need ~28 KiB each: more than 3 GB allows."""
+    """98,998 operations pass --max-ops, but reverse mode's graphs need ~28 KiB each: more than 3 GB allows.
+
+    Refused from the text's count (98,999: it also counts the initialiser's call), before parsing.
+    """
     path = model(tmp_path, chain(33_000))
-    refused(run(tmp_path, "grad", path, "--set", "x=0.3"), "E310",
-            "the graph of 98,998 operations for `grad` needs about 2.6 GiB", "address-space limit")
+    for argv in (["grad", path, "--set", "x=0.3"], ["train", path, "--set", "x=0.3", "--lr", "0.1", "--steps", "1"]):
+        refused(run(tmp_path, *argv), "E310", "the graph of 98,999 operations for `grad` needs about 2.6 GiB",
+                "address-space limit")
+    with pytest.raises(GraphDSLError) as info:  # the API, told nothing of the purpose, checks when grad is called
+        graphdsl.parse(chain(33_000), max_memory="1G").grad({"x": 0.3})
+    assert info.value.errors[0].code == "E310" and "98,998 operations for `grad`" in info.value.errors[0].message
 
 
 @pytest.mark.slow

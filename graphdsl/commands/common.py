@@ -72,10 +72,16 @@ def parse_dims(items) -> dict[str, int]:
 
 def load_model(args) -> Model:
     model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False),
-                 max_ops=getattr(args, "max_ops", DEFAULT_MAX_OPS), max_memory=getattr(args, "max_memory", None))
+                 max_ops=getattr(args, "max_ops", DEFAULT_MAX_OPS), max_memory=getattr(args, "max_memory", None),
+                 purpose=_PURPOSE.get(getattr(args, "command", None), "check"))
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
     return model
+
+
+# which graphs each command builds (memory.GRAPH_BYTES_PER_OP): checked against the budget before parsing
+_PURPOSE = {"eval": "eval", "render": "eval", "grad": "grad", "gradcheck": "grad", "train": "grad",
+            "equations": "grad"}
 
 
 def gather_values(args) -> dict[str, np.ndarray]:
