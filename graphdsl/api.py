@@ -109,12 +109,13 @@ class Model:
         self.max_ops = max_ops
         self.max_memory = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
         self.purpose = purpose
+        self._graphs_fit: set = set()  # (stage, budget) already checked
         # what the text shows, before parsing; then the exact count, before building
         memory.check_graph(check_text(text, self.source, max_ops), purpose, self.max_memory, self.source)
         with gc_paused():
             self.program = parse_program(text, name)
             self.ops = count_ops(self.program, self.source, max_ops)
-            memory.check_graph(self.ops, purpose, self.max_memory, self.source)
+            self.check_graph_memory(purpose)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=None)
         self.graph = self.built.graph
         self._compiled: dict = {}
@@ -155,7 +156,7 @@ class Model:
                tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
         self._keys[sig] = key
         if key not in self._compiled:
-            memory.check_graph(self.ops, "eval", self.max_memory, self.source)
+            self.check_graph_memory("eval")
             try:
                 with gc_paused():
                     concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
@@ -171,6 +172,12 @@ class Model:
             self.check_memory(plan)
             compiled.plans[targets] = plan
         return compiled.plans[targets]
+
+    def check_graph_memory(self, stage: str) -> None:
+        """Refuse (E310) before building the graphs of `stage` (check, eval, grad) if they would not fit."""
+        if (stage, self.max_memory) not in self._graphs_fit:  # once: a training loop calls grad often
+            memory.check_graph(self.ops, stage, self.max_memory, self.source)
+            self._graphs_fit.add((stage, self.max_memory))
 
     def check_memory(self, plan: Plan, keep_all: bool = False, extra: int = 0, what="running this model") -> None:
         """Refuse (E310) a plan whose estimated peak (plus `extra` bytes) exceeds the budget, before it allocates."""
@@ -197,7 +204,7 @@ class Model:
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
              check_finite: bool = True):
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
-        memory.check_graph(self.ops, "grad", self.max_memory, self.source)  # before the concrete build
+        self.check_graph_memory("grad")  # before the concrete build
         compiled, given = self.compile(values, dims)
         # The plan for these (of, wrt) is looked up once per compiled graph, then reused.
         key = (of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt))
@@ -213,7 +220,7 @@ class Model:
 
     def grad_targets(self, compiled: Compiled, of, wrt):
         """The node to differentiate and those to differentiate by (reverse mode runs next: its memory is checked)."""
-        memory.check_graph(self.ops, "grad", self.max_memory, self.source)
+        self.check_graph_memory("grad")
         built = compiled.built
         target = self._resolve_of(built, of)
         if wrt is None:

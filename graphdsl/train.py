@@ -170,7 +170,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
 
     # ---- compile once -------------------------------------------------------------------
     first = {k: np.take(v, np.arange(batch_size), axis=axes[k]) for k, v in data.items()} if batched else {}
-    memory.check_graph(model.ops, "grad", model.max_memory, model.source)  # before the concrete build
+    model.check_graph_memory("grad")  # before the concrete build
     compiled, given_b = model.compile({**given, **first})
     target, wrt = model.grad_targets(compiled, of, _param_names(model, compiled, params))
     table = gradients(compiled.built.gb, target, wrt)
