@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import memory
 from .autodiff import gradients
-from .build import Built, build
+from .bounds import DEFAULT_MAX_OPS, check_text
+from .build import Built, build, count_ops
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
@@ -30,14 +32,17 @@ if TYPE_CHECKING:
     from .train import TrainResult
 
 
-def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
+def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False,
+          max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None, purpose="check") -> "Model":
     """A Model from its text (`name` is what diagnostics call it)."""
-    return Model(text, name, dims=dims, strict=strict)
+    return Model(text, name, dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory, purpose=purpose)
 
 
-def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False) -> "Model":
+def load(path: str | os.PathLike, dims: dict | None = None, strict: bool = False,
+         max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None, purpose="check") -> "Model":
     """A Model from a .gdsl file."""
-    return Model(read_source(path), str(path), dims=dims, strict=strict)
+    return Model(read_source(path), str(path), dims=dims, strict=strict, max_ops=max_ops, max_memory=max_memory,
+                 purpose=purpose)
 
 
 MAX_SOURCE_BYTES = 64 << 20  # a 100,000-node model is a few MB
@@ -92,16 +97,37 @@ class Compiled:
     built: Built
     plans: dict = field(default_factory=dict)
     grad_plans: dict = field(default_factory=dict)  # (of, wrt) as asked -> (plan, wrt node ids)
+    leaves_checked: bool = False  # the starting values fit the memory budget
 
 
 class Model:
-    def __init__(self, text: str, name: str = "<string>", dims=None, strict=False):
+    """A parsed and checked model.
+
+    max_ops: refuse a model whose graph would have more operations (None: no limit);
+    max_memory: bytes (or a size such as "2G") a run may need, None for what the
+    machine allows (see memory.py); both are checked before the work is done.
+    purpose: "check", "eval" or "grad", what the caller will do: the graphs that
+    needs are checked against the budget before parsing (eval and grad check
+    again when called, whatever the purpose).
+    """
+
+    def __init__(self, text: str, name: str = "<string>", dims=None, strict=False,
+                 max_ops: int | None = DEFAULT_MAX_OPS, max_memory: int | str | None = None,
+                 purpose: str = "check"):
         self.source = Source(text, name)
         self.dim_overrides = dict(dims or {})
         self.strict = strict
+        self.max_ops = max_ops
+        self.max_memory = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+        self.purpose = purpose
+        self._graphs_fit: set = set()  # (stage, budget) already checked
+        # what the text shows, before parsing; then the exact count, before building
+        memory.check_graph(check_text(text, self.source, max_ops), purpose, self.max_memory, self.source)
         with gc_paused():
             self.program = parse_program(text, name)
-            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict)
+            self.ops = count_ops(self.program, self.source, max_ops)
+            self.check_graph_memory(purpose)
+            self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=None)
         check_dim_names(self.built, self.dim_overrides)
         self._nx_graph = None
         self._compiled: dict = {}
@@ -152,10 +178,11 @@ class Model:
                tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
         self._keys[sig] = key
         if key not in self._compiled:
+            self.check_graph_memory("eval")
             try:
                 with gc_paused():
                     concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
-                                     strict=self.strict)
+                                     strict=self.strict, max_ops=None)  # counted by the first build
             except GraphDSLError as err:
                 raise err.with_source(self.source)
             self._compiled[key] = Compiled(concrete)
@@ -169,10 +196,28 @@ class Model:
 
     def _plan(self, compiled: Compiled, targets: tuple) -> Plan:
         if targets not in compiled.plans:
-            compiled.plans[targets] = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+            plan = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+            self.check_memory(plan)
+            compiled.plans[targets] = plan
         return compiled.plans[targets]
 
+    def check_graph_memory(self, stage: str) -> None:
+        """Refuse (E310) before building the graphs of `stage` (check, eval, grad) if they would not fit."""
+        if (stage, self.max_memory) not in self._graphs_fit:  # once: a training loop calls grad often
+            memory.check_graph(self.ops, stage, self.max_memory, self.source)
+            self._graphs_fit.add((stage, self.max_memory))
+
+    def check_memory(self, plan: Plan, keep_all: bool = False, extra: int = 0, what="running this model") -> None:
+        """Refuse (E310) a plan whose estimated peak (plus `extra` bytes) exceeds the budget, before it allocates."""
+        needed, buffers = memory.plan_estimate(plan, keep_all)
+        memory.check(needed + extra, buffers, self.max_memory, plan.graph, self.source, what)
+
     def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
+        if not compiled.leaves_checked:  # before drawing initialisers (gradcheck draws before planning)
+            needed, buffers = memory.leaves_estimate(compiled.built, given)
+            memory.check(needed, buffers, self.max_memory, compiled.built.graph, self.source,
+                         "the values of this model")
+            compiled.leaves_checked = True
         return initial_values(compiled.built, given, seed, self.max_elements)
 
     # ---- evaluation ---------------------------------------------------------------
@@ -189,6 +234,7 @@ class Model:
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
              check_finite: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
+        self.check_graph_memory("grad")  # before the concrete build
         compiled, given = self.compile(values, dims)
         if check_finite:
             self._refuse_nonfinite(given)
@@ -205,6 +251,8 @@ class Model:
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):
+        """The node to differentiate and those to differentiate by (reverse mode runs next: its memory is checked)."""
+        self.check_graph_memory("grad")
         built = compiled.built
         target = self._resolve_of(built, of)
         if wrt is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import ast as A
 from .consteval import BIN, NotConstant, const_eval, whole
+from .bounds import DEFAULT_MAX_OPS, too_many_ops
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
@@ -21,7 +22,7 @@ from .ops.base import Dim, same_dim
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
 MAX_INLINE_DEPTH = 64
-MAX_INLINED_NODES = 5_000_000  # beyond this a model would exhaust time and memory while inlining
+SUGGEST_WORK = 300_000  # names compared for did-you-mean hints in one build (well under a second)
 
 
 @dataclass
@@ -53,14 +54,15 @@ class Built:
         return self.dim_spans.get(name)
 
 
-def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False) -> Built:
-    builder = _Builder(program, source, dims or {}, input_shapes or {}, strict)
+def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False,
+          max_ops: int | None = DEFAULT_MAX_OPS) -> Built:
+    builder = _Builder(program, source, dims or {}, input_shapes or {}, strict, max_ops)
     return builder.run()
 
 
 class _Builder:
-    def __init__(self, program, source, dim_overrides, input_shapes, strict):
-        self.program, self.source, self.strict = program, source, strict
+    def __init__(self, program, source, dim_overrides, input_shapes, strict, max_ops=DEFAULT_MAX_OPS):
+        self.program, self.source, self.strict, self.max_ops = program, source, strict, max_ops
         self.dim_overrides, self.input_shapes = dim_overrides, input_shapes
         self.rep = Reporter(source)
         self.gb = GraphBuilder(source, self.rep)
@@ -75,14 +77,17 @@ class _Builder:
         self.outputs: list[str] = []
         self.implicit: set[str] = set()
         self._splits: dict[int, tuple] = {}  # id(call node) -> (node, its _call_inputs); node kept alive
-        self.refused_defs: set[str] = set()  # defs already reported (recursive, too large)
+        self.refused_defs: set[str] = set()  # defs already reported as recursive
         self.differentiating: set[str] = set()  # defs whose body calls grad (see _bind_params)
+        self._near_names: dict[str, str | None] = {}  # unresolved name -> its did-you-mean
+        self._suggest_work = 0  # names compared for did-you-mean hints so far
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
         self._collect()
         self._check_recursion()
-        self._check_inline_size()
+        if self.max_ops is not None:
+            count_ops(self.program, self.source, self.max_ops, self.defs)
         for stmt in self.program.statements:
             self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
             self._statement(stmt)
@@ -148,38 +153,6 @@ class _Builder:
                     state[nxt] = 1
                     path.append(nxt)
                     stack.append((nxt, iter(sorted(callees[nxt]))))
-
-    def _check_inline_size(self):
-        """Refuse, before building, a program whose inlined defs would explode.
-
-        Defs that each call the previous one twice double at every level: thirty
-        of them inline to 2**30 nodes. Sizes are counted in syntax nodes, callees
-        first, so the check costs no more than reading the defs.
-        """
-        if not self.defs:  # without defs the graph grows with the text, which is bounded already
-            return
-        profiles = {name: _expression_profile([s.value for s in d.body] + [d.result])
-                    for name, d in self.defs.items()}
-        size: dict[str, int] = {}
-        for name in _callees_first({n: set(c) & set(self.defs) for n, (_, c) in profiles.items()}):
-            own, calls = profiles[name]
-            size[name] = own + sum(k * size.get(c, 0) for c, k in calls.items())
-            if size[name] > MAX_INLINED_NODES:
-                self._too_large(f"def `{name}` inlines to about {size[name]:,} nodes", self.defs[name].name_span)
-                return
-        exprs = [st.value for st in self.program.statements if isinstance(st, A.Assign)]
-        own, calls = _expression_profile(exprs)
-        total = own + sum(k * size.get(c, 0) for c, k in calls.items())
-        if total > MAX_INLINED_NODES:
-            self._too_large(f"the model inlines to about {total:,} nodes", None)
-
-    def _too_large(self, what, span):
-        self.rep.error("E107", f"{what}, more than the limit of {MAX_INLINED_NODES:,}", span,
-                       notes=("each call of a def is copied into the graph",),
-                       help=("a def that calls another def twice doubles the size at every level; "
-                             "compute the shared value once and reuse it",))
-        self.refused_defs.update(self.defs)
-        self.defs.clear()
 
     def _recursion_error(self, cycle):
         d = self.defs[cycle[0]]
@@ -448,8 +421,15 @@ class _Builder:
                            notes=(f"it is defined at line {first.line}",),
                            help=("move the definition above its first use",))
             return self._placeholder()
-        known = list(self.decls) + list(self.dims) + list(self.assigned) + list(scope or ())
-        near = suggest(n, known)
+        if self.rep.full:  # the error would not be shown: the build fails without it, so compute nothing
+            return self._placeholder()
+        near = self._near_names.get(n, False)
+        if near is False:  # once per name: a model may use one misspelt name a thousand times
+            known = [*self.decls, *self.dims, *self.assigned, *(scope or ())]
+            # Thousands of distinct implicit inputs would make the hints quadratic: past a fixed
+            # number of comparisons, names are taken as implicit inputs without looking for a near one.
+            self._suggest_work += len(known)
+            near = self._near_names[n] = suggest(n, known) if self._suggest_work <= SUGGEST_WORK else None
         if near is not None:
             self.rep.error("E101", f"undefined name `{n}`", name.span, help=(f"did you mean `{near}`?",))
             return self._placeholder()
@@ -604,7 +584,7 @@ class _Builder:
         return out[0] if key == "k" else tuple(out)
 
     def _unknown_function(self, node, kids):
-        if node.func in self.refused_defs:
+        if node.func in self.refused_defs or self.rep.full:
             return self._placeholder()
         near = suggest(node.func, list(BUILTINS) + list(self.defs))
         if near is not None and near != node.func:
@@ -635,9 +615,9 @@ class _Builder:
         outer_call, outer_span = self.gb.call, self.gb.span
         self.gb.call = outer_call + (label,)
         self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
-        errors_before = len(self.rep.errors)
+        errors_before = self.rep.error_count
         scope = self._bind_params(d, kids, label)
-        if len(self.rep.errors) > errors_before:  # arguments that do not fit would only cascade
+        if self.rep.error_count > errors_before:  # arguments that do not fit would only cascade
             self.gb.call, self.gb.span = outer_call, outer_span
             return self._placeholder()
         for stmt in d.body:
@@ -788,17 +768,77 @@ def _callees_first(callees: dict[str, set]) -> list[str]:
     return order
 
 
+def count_ops(program: A.Program, source: Source, max_ops: int | None = None, defs: dict | None = None) -> int:
+    """The operations of the program's graph, each def call as its inlined body; E108 above max_ops.
+
+    Defs that each call the previous one twice double at every level: thirty of
+    them inline to 2**30 operations. Each def's inlined size is counted once,
+    callees first (a call of a builtin is one operation), so this costs no more
+    than reading the program, and a model is refused before anything is built.
+    """
+    if defs is None:
+        defs = {}
+        for st in program.statements:
+            if isinstance(st, A.Def):
+                defs.setdefault(st.name, st)
+    profiles = {name: _expression_profile([s.value for s in d.body] + [d.result]) for name, d in defs.items()}
+    size: dict[str, int] = {}
+    for name in _callees_first({n: set(c) & set(defs) for n, (_, c) in profiles.items()}):
+        size[name] = _inlined(profiles[name], size)
+    limit = max_ops if max_ops is not None else float("inf")
+    # Every def counts, called or not: a def too large to inline is refused where it is written.
+    for name, n in size.items():
+        if n > limit:
+            chain = " -> ".join(_call_chain(name, profiles, size))
+            raise too_many_ops(f"def `{name}` inlines to {n:,} operations", n, max_ops, defs[name].name_span, source,
+                               notes=(f"call chain: {chain}", "each call of a def is copied into the graph; "
+                                      "a def that calls another twice doubles the size at every level"))
+    total = 0
+    for st in program.statements:
+        if isinstance(st, A.Assign):
+            total += _inlined(_expression_profile([st.value]), size)
+            if total > limit:
+                raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total, max_ops,
+                                   st.span, source,
+                                   notes=("counted before building, each def call as its inlined body",))
+    return total
+
+
+_OPERATIONS = (A.BinOp, A.UnaryOp, A.Transpose, A.Index)
+
+
 def _expression_profile(exprs) -> tuple[int, Counter]:
-    """(number of syntax nodes, how often each function is called) in exprs."""
-    nodes, calls = 0, Counter()
+    """(number of operators other than calls, how often each function is called) in exprs."""
+    ops, calls = 0, Counter()
     stack = list(exprs)
     while stack:
         node = stack.pop()
-        nodes += 1
-        if isinstance(node, A.Call):
+        if isinstance(node, _OPERATIONS):
+            ops += 1
+        elif isinstance(node, A.Call):
             calls[node.func] += 1
         stack.extend(A.children(node))
-    return nodes, calls
+    return ops, calls
+
+
+def _inlined(profile, size: dict) -> int:
+    """Operations once inlined: own operators, each def call its def's size, any other call one."""
+    own, calls = profile
+    return own + sum(k * size.get(c, 1) for c, k in calls.items())
+
+
+def _call_chain(name, profiles, size) -> list[str]:
+    """The def, then at each level the callee that contributes the most, down to a def calling none."""
+    chain = [name]
+    while True:
+        calls = profiles[chain[-1]][1]
+        inner = [(k * size[c], c) for c, k in calls.items() if c in size and c not in chain]
+        if not inner:
+            break
+        chain.append(max(inner)[1])
+    if len(chain) > 8:
+        chain = chain[:4] + [f"... ({len(chain) - 6} more)"] + chain[-2:]
+    return chain
 
 
 def _is_literal(node) -> bool:

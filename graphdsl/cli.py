@@ -125,7 +125,14 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (RecursionError, MemoryError) as err:
+    except MemoryError:  # an estimate missed it (NumPy's own temporaries): still the user's to fix, not ours
+        out.fail(GraphDSLError(Diagnostic(
+            "E310", "the machine ran out of memory while running this model",
+            notes=("the estimate made before running was under the budget, so an operator's temporaries "
+                   "(or another process) took the rest",),
+            help=("use smaller dims or data, or set a lower --max-memory so that such runs are refused early",))))
+        return 1
+    except RecursionError as err:
         return _internal(err, args, "the model is too large or too deep for this machine")
     except Exception as err:  # a bug of ours: say so plainly, never a traceback unless asked
         return _internal(err, args, "internal error")

@@ -31,6 +31,7 @@ CODES = {
     "E105": "recursive def",
     "E106": "invalid output",
     "E107": "invalid declaration",
+    "E108": "model too large",
     # shapes
     "E201": "matmul dimensions differ",
     "E202": "shapes do not broadcast",
@@ -46,6 +47,7 @@ CODES = {
     "E307": "gradient check failed",
     "E308": "cannot write output",
     "E309": "renderer unavailable",
+    "E310": "not enough memory",
     # warnings
     "W001": "implicit input",
     "W002": "undefined function",
@@ -239,10 +241,17 @@ class Reporter:
 
     source: Source | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    error_count: int = 0  # kept, not counted: the builder asks after every call
 
     def error(self, code, message, span=None, notes=(), help=()):
-        if len(self.errors) < MAX_ERRORS:
+        if self.error_count < MAX_ERRORS:
             self.diagnostics.append(Diagnostic(code, message, span, "error", tuple(notes), tuple(help)))
+            self.error_count += 1
+
+    @property
+    def full(self) -> bool:
+        """No further error would be shown: work spent on one (a did-you-mean) is wasted."""
+        return self.error_count >= MAX_ERRORS
 
     def warn(self, code, message, span=None, notes=(), help=()):
         self.diagnostics.append(Diagnostic(code, message, span, "warning", tuple(notes), tuple(help)))
@@ -256,12 +265,17 @@ class Reporter:
         return [d for d in self.diagnostics if not d.is_error]
 
     def raise_if_errors(self):
-        if self.errors:
+        if self.error_count:
             raise GraphDSLError(self.diagnostics, self.source)
 
 
 def suggest(name: str, candidates) -> str | None:
-    """The closest known name, for did-you-mean hints."""
+    """The closest known name, for did-you-mean hints.
+
+    difflib's ratio 2M/(len(a)+len(b)) reaches the 0.6 cutoff only when the shorter
+    name is at least 3/7 of the longer, so other lengths are dropped before difflib
+    builds a matcher for each candidate.
+    """
     import difflib
 
     candidates = sorted(set(candidates))
@@ -269,7 +283,9 @@ def suggest(name: str, candidates) -> str | None:
     folded = [c for c in candidates if c.lower() == name.lower()]
     if folded and name not in candidates:
         return folded[0]
-    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    n = len(name)
+    near = [c for c in candidates if 3 * max(n, len(c)) <= 7 * min(n, len(c))]
+    found = difflib.get_close_matches(name, near, n=1, cutoff=0.6)
     return found[0] if found else None
 
 

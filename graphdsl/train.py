@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import memory
 from .autodiff import gradients
 from .diagnostics import Diagnostic, GraphDSLError
 from .valuefiles import as_array
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+_STATE_ARRAYS = {"sgd": 0, "momentum": 1, "adam": 2}  # arrays of a param's size each optimizer keeps
 
 
 @dataclass
@@ -179,10 +181,14 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
 
     # ---- compile once -------------------------------------------------------------------
     first = {k: np.take(v, np.arange(batch_size), axis=axes[k]) for k, v in data.items()} if batched else {}
+    model.check_graph_memory("grad")  # before the concrete build
     compiled, given_b = model.compile({**given, **first})
     target, wrt = model.grad_targets(compiled, of, _param_names(model, compiled, params))
     table = gradients(compiled.built.gb, target, wrt)
     plan = model._plan(compiled, (target,) + tuple(table[w] for w in wrt))
+    # the loop also holds the current params, their update and the optimizer's state
+    held = (2 + _STATE_ARRAYS.get(optimizer, 0)) * sum(memory.value_bytes(compiled.built.graph, w) for w in wrt)
+    model.check_memory(plan, extra=held, what=f"training with {optimizer}")
     leaves = model.leaf_values(compiled, given_b, seed)
     of_name = compiled.built.graph.nodes[target].get("name") or target
     names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]

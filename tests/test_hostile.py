@@ -161,7 +161,7 @@ def _(d):
       shown="x = 1 + 1 + ... + 1 1  (1 MB)", heavy=True,
       then=lambda d, out, err: _assert_short(err, 2000))
 def _(d):
-    return ["check", write(d, "long.gdsl", "x = " + "1 + " * 250_000 + "1 1\n")]
+    return ["check", write(d, "long.gdsl", "x = " + "1 + " * 250_000 + "1 1\n"), "--max-ops", "300000"]
 
 
 @case("line_1mb_number", "a 1 MB single line: a number with a million digits", 1, ["E302"],
@@ -202,8 +202,9 @@ def _(d):
                                           "y = 1\n")]
 
 
-@case("exponential_inlining", "defs that each call the previous one twice (2^30 nodes once inlined)", 1, ["E107"],
-      ["inlines to about", "more than the limit of 5,000,000"], then=_quick(20),
+@case("exponential_inlining", "defs that each call the previous one twice (2^30 operations once inlined)", 1,
+      ["E108"], ["`f16` inlines to 131,071 operations", "more than the limit of 100,000", "call chain: f16 -> f15"],
+      then=_quick(20),
       shown="def f0(x) = x * 1.5; def f1(x) = f0(x) + f0(x); ... def f30(x) = f29(x) + f29(x)")
 def _(d):
     lines = ["def f0(x) = x * 1.5"] + [f"def f{k}(x) = f{k - 1}(x) + f{k - 1}(x)" for k in range(1, 31)]
@@ -235,6 +236,21 @@ def _(d):
       ["would hold 3,000,000,000,000 elements"], then=_quick(10))
 def _(d):
     return ["eval", write(d, "m.gdsl", "param w : [3] = ones()\nJ = sum(broadcast_to(w, [1000000, 1000000, 3]))\n")]
+
+
+@case("memory_budget", "two params of 16000 x 16000 (2 GiB each) under --max-memory 3G", 1, ["E310"],
+      ["needs about 3.8 GiB, more than the memory budget of 3.0 GiB", "`A` [16000, 16000] 1.9 GiB"],
+      then=_quick(10))
+def _(d):
+    return ["eval", write(d, "big.gdsl", "param A : [16000, 16000] = randn()\nparam B : [16000, 16000] = randn()\n"
+                                         "J = sum(A) + sum(B)\n"), "--max-memory", "3G"]
+
+
+@case("many_operations", "a single line summing 200,000 terms", 1, ["E108"],
+      ["about 200,000 operations", "more than the limit of 100,000", "--max-ops"], then=_quick(10),
+      shown="input y : []; z = y + y + ... + y  (200,001 terms)")
+def _(d):
+    return ["check", write(d, "sum.gdsl", "input y : []\nz = " + "y + " * 200_000 + "y\n")]
 
 
 @case("huge_check_ok", "the same huge shape only checked (nothing is allocated)", 0, (),
@@ -1104,7 +1120,7 @@ def test_exponential_def_inlining_is_refused(tmp_path):
                               capture_output=True, text=True, timeout=8)
     except subprocess.TimeoutExpired:
         raise AssertionError("still inlining after 8 s") from None
-    assert proc.returncode == 1 and "error[E107]" in proc.stderr and "more than the limit" in proc.stderr
+    assert proc.returncode == 1 and "error[E108]" in proc.stderr and "more than the limit" in proc.stderr
 
 
 @pytest.mark.parametrize("decl", ["dim n\ninput x : [n]", "input x"], ids=["free-dim", "unknown-shape"])

@@ -7,7 +7,9 @@ import re
 import numpy as np
 
 from ..api import Model, load
+from ..bounds import DEFAULT_MAX_OPS
 from ..diagnostics import Diagnostic, GraphDSLError
+from ..memory import parse_size
 from ..outputs import Named, check_outputs
 from ..valuefiles import load_file, parse_set
 
@@ -18,6 +20,26 @@ class UsageError(Exception):
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="the model file (.gdsl)")
+    p.add_argument("--max-ops", type=_count, default=DEFAULT_MAX_OPS, metavar="N",
+                   help=f"refuse a model whose graph would have more operations, defs inlined; counted before "
+                        f"building (default {DEFAULT_MAX_OPS:,})")
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got `{text}`")
+    return n
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_output_option(p: argparse.ArgumentParser, *flags: str, **kw) -> None:
@@ -66,6 +88,9 @@ def add_value_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the initialisers (default 0)")
     g.add_argument("--max-elements", type=int, default=2 ** 28, metavar="N",
                    help="refuse any value with more elements (default 2**28)")
+    g.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                   help="refuse a run estimated to need more memory, e.g. 2G or 500M (default: the smaller of "
+                        "the address-space limit and the memory available)")
     g.add_argument("--allow-nonfinite", action="store_true", help="go on when a value is NaN or Inf")
 
 
@@ -98,11 +123,18 @@ def _clip(text: str) -> str:
 
 
 def load_model(args) -> Model:
-    model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False))
+    model = load(args.file, dims=parse_dims(getattr(args, "dim", [])), strict=getattr(args, "strict", False),
+                 max_ops=getattr(args, "max_ops", DEFAULT_MAX_OPS), max_memory=getattr(args, "max_memory", None),
+                 purpose=_PURPOSE.get(getattr(args, "command", None), "check"))
     model.argument_style = "cli"  # errors name --of, not of=
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
     return model
+
+
+# which graphs each command builds (memory.GRAPH_BYTES_PER_OP): checked against the budget before parsing
+_PURPOSE = {"eval": "eval", "render": "eval", "grad": "grad", "gradcheck": "grad", "train": "grad",
+            "equations": "grad"}
 
 
 def gather_values(args) -> dict[str, np.ndarray]:

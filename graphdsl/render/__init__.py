@@ -139,7 +139,7 @@ def _symbolic(model, opts: Options, of, notes):
     """Structure only. A fresh build when reverse mode must add nodes, so model.graph stays as it is."""
     built = model.built
     if opts.view != "forward":
-        built = build(model.program, model.source, dims=model.dim_overrides, strict=model.strict)
+        built = build(model.program, model.source, dims=model.dim_overrides, strict=model.strict, max_ops=None)
     ann = _base_annotations(model, built, notes)
     if opts.view != "forward":
         _adjoints(model, built, ann, of, notes)
@@ -158,6 +158,7 @@ def evaluate(model, compiled, given, seed, g, ann: Annotations) -> dict:
     sinks = [n for n in g.nodes if n in need and g.nodes[n]["kind"] == "var"
              and not any(s in need for s in g.successors(n))]
     plan = Plan(g, sinks, model.source, model.max_elements, optimize=False)
+    model.check_memory(plan, keep_all=True)
     return plan.run_all(model.leaf_values(compiled, given, seed))
 
 
