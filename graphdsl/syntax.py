@@ -19,9 +19,7 @@ import dataclasses
 import functools
 import gc
 import hashlib
-import os
 import re
-import sys
 import threading
 import unicodedata
 from pathlib import Path
@@ -72,16 +70,25 @@ def _grammar_text() -> str:
 
 @functools.lru_cache(maxsize=None)
 def get_parser(strict: bool = False) -> Lark:
-    """The LALR parser, built once per process (per value of `strict`).
+    """The LALR parser, made once per process (per value of `strict`).
 
     `strict=True` makes lark refuse shift/reduce conflicts and colliding
     terminals; the test suite builds it that way to keep the grammar clean.
-    The ordinary parser's tables come from lark's cache file when there is a
-    good one (see `parser_cache_path`): building them costs most of a command's
-    start-up. The strict one is always built, so that its checks really run.
+    The ordinary parser is loaded from the tables shipped in _parser_tables.py
+    when they were generated from this grammar with this lark version: building
+    them costs most of a command's start-up. Otherwise, and always for the
+    strict parser (so that its checks really run), it is built from the grammar.
     """
     grammar = _grammar_text()
-    cache = False if strict else parser_cache_path(grammar)
+    if not strict:
+        shipped = _load_tables(grammar)
+        if shipped is not None:
+            return shipped
+    return build_parser(grammar, strict)
+
+
+def build_parser(grammar: str, strict: bool) -> Lark:
+    """The parser built from the grammar text (computes the LALR tables)."""
     return Lark(
         grammar,
         parser="lalr",
@@ -90,34 +97,32 @@ def get_parser(strict: bool = False) -> Lark:
         transformer=_Builder(),
         postlex=_Continuation(),
         strict=strict,
-        cache=cache or False,
     )
 
 
-def parser_cache_path(grammar: str) -> str | None:
-    """Where lark caches the parser tables for this grammar, or None for no cache.
+def _load_tables(grammar: str, tables=None) -> Lark | None:
+    """The parser from the generated tables, or None when they are not for this grammar and lark.
 
-    In $GRAPHDSL_CACHE_DIR, else $XDG_CACHE_HOME/graphdsl, else ~/.cache/graphdsl;
-    GRAPHDSL_CACHE_DIR="" turns the cache off. The name holds a hash of the
-    grammar and the lark and Python versions, and lark checks a hash of the
-    grammar and options stored inside the file, so a stale file is never used.
-    A missing, unreadable, corrupt or unwritable file only means the tables are
-    built (lark catches those errors; its logger is silent below CRITICAL).
+    The tables are plain Python data (see graphdsl/tablegen.py, which writes
+    them); the objects left out of them are put back here, in a copy, so that
+    the module's data stays as generated.
     """
-    root = os.environ.get("GRAPHDSL_CACHE_DIR")
-    if root is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "graphdsl")
-    if not root:
+    import lark
+    if tables is None:
+        from . import _parser_tables as tables
+    if (tables.LARK_VERSION != lark.__version__
+            or tables.GRAMMAR_SHA256 != grammar_sha256(grammar)):
         return None
-    try:
-        os.makedirs(root, exist_ok=True)
-    except OSError:
-        return None
-    import lark  # its version, already imported
-    key = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
-    version = "%d%d" % sys.version_info[:2]
-    return os.path.join(root, f"parser-{key}-lark{lark.__version__}-py{version}.pickle")
+    data = dict(tables.DATA)
+    data["options"] = {**data["options"], "lexer": _Lexer}
+    data["parser"] = {**data["parser"],
+                      "lexer_conf": {**data["parser"]["lexer_conf"], "lexer_type": _Lexer}}
+    return Lark._load_from_dict(data, tables.MEMO, transformer=_Builder(), postlex=_Continuation())
+
+
+def grammar_sha256(grammar: str) -> str:
+    """The grammar's fingerprint recorded with the shipped tables."""
+    return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
 
 
 def parse_program(text: str, name: str = "<string>") -> ast.Program:
