@@ -3,6 +3,16 @@
 See plan.py for what the two schedules are. This module holds the rewriting
 (`_Program._optimise`) and the code generation (`_Program._generate`); every
 rewrite keeps the numbers bit-for-bit those of the reference schedule.
+
+Bit-for-bit needs more than exact arithmetic: a NumPy sum over an axis (and so
+softmax, mean, var, ...) adds in an order that follows the memory layout, and a
+result written into an input's buffer (`out=`) takes that buffer's layout, where
+a new array takes the one NumPy picks from all the inputs. `tanh(W.T) * C`
+written into the (column-ordered) buffer of `tanh(W.T)` then gave sums over its
+axes that differed from the reference's in the last bit. So a result is written
+into a buffer only when every array the operation reads is known to be C-ordered
+(the layout NumPy then gives a new array too); leaves are made C-ordered for both
+schedules, so that known means something.
 """
 from __future__ import annotations
 
@@ -31,6 +41,17 @@ _REDUCTIONS = ("sum", "mean", "max", "min", "sqnorm", "norm", "logsumexp", "var"
 _FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTIONS}
 
 
+# ops whose result may be a view that is not C-ordered (a transposed, sliced or broadcast array)
+_VIEWS = {"transpose", "index", "broadcast_to", "unreduce", "opaque"}
+
+
+def _c_ordered(value):
+    """The value as a C-ordered array (scalars and C-ordered arrays as they are)."""
+    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
+        return np.ascontiguousarray(value)
+    return value
+
+
 def _leaf_value(plan, leaf_values, name):
     value = leaf_values.get(name)
     if value is None:
@@ -38,10 +59,17 @@ def _leaf_value(plan, leaf_values, name):
     if value is None:
         raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", plan.graph.nodes[name].get("span"),
                                        help=(f"give one with --set {name}=... or --load FILE",)), plan.source)
-    return value
+    return _c_ordered(value)
 
 
 # ---- the compiled program ---------------------------------------------------------------
+
+class _CFlags:
+    c_contiguous = True
+
+
+_C = _CFlags()  # what a Python float "has" for flags
+
 
 class _Ins:
     """One instruction: out = form(ins). `form` says how to emit it; `fn` is the reference forward."""
@@ -113,7 +141,7 @@ class _Program:
     def fill(self, leaf_values) -> list:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
-        if any(v is None for v in values):
+        if any(v is None or not getattr(v, "flags", _C).c_contiguous for v in values):
             values = [_leaf_value(self.plan, leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
@@ -413,9 +441,12 @@ class _Program:
         for t in targets:
             for r in roots.get(t, ()):
                 last[r] = math.inf
+        c_ordered = self._c_ordered_values()
         for k, ins in enumerate(self.instrs):
             if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc") or ins.out in self.bools:
                 continue
+            if not all(v in c_ordered for v in ins.ins):
+                continue  # the new array's layout could differ from the buffer's, and with it later sums
             shape = self.shape.get(ins.out)
             if not shape or self.scalar:
                 continue
@@ -431,6 +462,16 @@ class _Program:
                 parent[ins.out] = r
                 last[r] = last.get(ins.out, k)
                 break
+
+    def _c_ordered_values(self) -> set:
+        """Values known to be C-ordered arrays (or scalars): leaves and constants (made so), and
+        results of non-view operations on C-ordered values (NumPy keeps the inputs' order)."""
+        known = set(self.leaves) | {v for v, c in self.consts.items() if getattr(c, "flags", _C).c_contiguous}
+        for ins in self.instrs:
+            view = ins.op in _VIEWS and ins.form != "reshape" and len(self.shape.get(ins.out) or ()) > 1
+            if not view and all(v in known for v in ins.ins):
+                known.add(ins.out)
+        return known
 
     # ---- code generation --------------------------------------------------------------------------
     def _generate(self, instrument: bool):

@@ -139,6 +139,9 @@ class Gen:
     def sample(self, sizes):
         """Values for a leaf: standard normal, or in extreme programs scaled by 1e-8 ... 1e6 or zero."""
         x = self.rng.standard_normal(sizes)
+        if len(sizes) >= 2 and self.chance(0.2):  # column order: a value's layout must not change its bits
+            x = np.asfortranarray(x)
+            self.features["column_order"] += 1
         if not self.extreme:
             return x
         self.features["extreme_values"] += 1
@@ -1070,14 +1073,16 @@ def compiled_matches_reference(model, prog):
     except GraphDSLError:
         return
     compiled, given = model.compile(prog.values)
-    plan, _ = compiled.grad_plans[(prog.target, tuple(prog.wrt))]
+    grad_plan, _ = compiled.grad_plans[(prog.target, tuple(prog.wrt))]
+    target, _ = model.grad_targets(compiled, prog.target, prog.wrt)
     leaves = model.leaf_values(compiled, given)
-    with np.errstate(all="ignore"):
-        got, want = plan.run(leaves, check_finite=False), plan.run_reference(leaves)
-    STATS["compiled_vs_reference"] += 1
-    for k, (a, b) in enumerate(zip(got, want)):
-        assert same_bits(a, b), (f"compiled program and reference schedule differ in result {k}: "
-                                 f"max |diff| {np.nanmax(np.abs(np.asarray(a) - np.asarray(b)))}")
+    for plan in (model._plan(compiled, (target,)), grad_plan):
+        with np.errstate(all="ignore"):
+            got, want = plan.run(leaves, check_finite=False), plan.run_reference(leaves)
+        STATS["compiled_vs_reference"] += 1
+        for k, (a, b) in enumerate(zip(got, want)):
+            assert same_bits(a, b), (f"compiled program and reference schedule differ in result {k}: "
+                                     f"max |diff| {np.nanmax(np.abs(np.asarray(a) - np.asarray(b)))}")
 
 
 def same_bits(a, b) -> bool:
