@@ -45,11 +45,14 @@ _FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTION
 _VIEWS = {"transpose", "index", "broadcast_to", "unreduce", "opaque"}
 
 
+def _is_c_ordered(value) -> bool:
+    """A C-ordered array, or not an array at all (a number)."""
+    return not isinstance(value, np.ndarray) or value.flags.c_contiguous
+
+
 def _c_ordered(value):
-    """The value as a C-ordered array (scalars and C-ordered arrays as they are)."""
-    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
-        return np.ascontiguousarray(value)
-    return value
+    """The value as a C-ordered array (numbers and C-ordered arrays as they are)."""
+    return value if _is_c_ordered(value) else np.ascontiguousarray(value)
 
 
 def _leaf_value(plan, leaf_values, name):
@@ -63,13 +66,6 @@ def _leaf_value(plan, leaf_values, name):
 
 
 # ---- the compiled program ---------------------------------------------------------------
-
-class _CFlags:
-    c_contiguous = True
-
-
-_C = _CFlags()  # what a Python float "has" for flags
-
 
 class _Ins:
     """One instruction: out = form(ins). `form` says how to emit it; `fn` is the reference forward."""
@@ -141,7 +137,7 @@ class _Program:
     def fill(self, leaf_values) -> list:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
-        if any(v is None or not getattr(v, "flags", _C).c_contiguous for v in values):
+        if any(v is None or not _is_c_ordered(v) for v in values):
             values = [_leaf_value(self.plan, leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
@@ -466,9 +462,9 @@ class _Program:
     def _c_ordered_values(self) -> set:
         """Values known to be C-ordered arrays (or scalars): leaves and constants (made so), and
         results of non-view operations on C-ordered values (NumPy keeps the inputs' order)."""
-        known = set(self.leaves) | {v for v, c in self.consts.items() if getattr(c, "flags", _C).c_contiguous}
-        for ins in self.instrs:
-            view = ins.op in _VIEWS and ins.form != "reshape" and len(self.shape.get(ins.out) or ()) > 1
+        known = set(self.leaves) | {v for v, c in self.consts.items() if _is_c_ordered(c)}
+        for ins in self.instrs:  # a 1-D view is harmless: a new 1-D array has only one order
+            view = ins.op in _VIEWS and len(self.shape.get(ins.out) or ()) > 1
             if not view and all(v in known for v in ins.ins):
                 known.add(ins.out)
         return known
