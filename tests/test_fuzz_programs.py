@@ -923,6 +923,7 @@ def torch_agrees(model, prog):
     theirs = [t_value] + [np.zeros(np.shape(grads[w])) if t is None else t for w, t in zip(prog.wrt, t_grads)]
     if not all(np.all(np.isfinite(t)) for t in theirs):
         STATS["torch_nonfinite"] += 1  # graphdsl gave finite numbers (or it would have raised E302)
+        NONFINITE_IN_TORCH.append(prog.text)  # for the campaign's report: which programs, and why
         return
     worst = max(rel_error(a, b, TORCH_FLOOR) for a, b in zip(ours, theirs))
     STATS["torch_compared"] += len(ours)
@@ -1025,6 +1026,7 @@ STATS: Counter = Counter()
 RECORD: dict = {}  # the largest errors seen: name -> value
 OPS_SEEN: set = set()  # operators in the graphs checked
 CALLED: set = set()  # names called in the programs checked
+NONFINITE_IN_TORCH: list = []  # programs where PyTorch's value or gradient was not finite and graphdsl's was
 TORCH_OPS_SEEN: set = set()  # operators replayed in PyTorch (the engine's internal ones too)
 
 
@@ -1508,5 +1510,5 @@ def write_campaign_summary(seconds, gaps, failures):
                "torch_ill_conditioned": STATS["torch_ill_conditioned"], "torch_nonfinite": STATS["torch_nonfinite"],
                "internal_errors": STATS["cli_exit_3"] + STATS["failures"], "hangs": STATS["hangs"],
                "failures": len(failures), "gaps": gaps, "seconds": round(seconds), "stats": dict(STATS),
-               "called": sorted(CALLED), "ops_seen": sorted(OPS_SEEN), "torch_ops_seen": sorted(TORCH_OPS_SEEN)}
+               "torch_nonfinite_programs": NONFINITE_IN_TORCH[:20], "called": sorted(CALLED), "ops_seen": sorted(OPS_SEEN), "torch_ops_seen": sorted(TORCH_OPS_SEEN)}
     Path(path).write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
