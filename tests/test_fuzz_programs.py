@@ -91,6 +91,12 @@ SMOOTH_UNARY = [
 KINKED_UNARY = ["relu({})", "abs({})", "leaky_relu({}, alpha=0.1)", "leaky_relu({})", "sign({}) * 0.5"]
 UNSAFE_UNARY = ["log({})", "sqrt({})", "reciprocal({})", "exp({})", "({}) ** 0.5", "({}) ** -1", "sign({})",
                 "stop_gradient({})", "exp(exp({}))", "elu({}, alpha=0.5)"]
+# Scalars an in-language grad differentiates: their reverse-mode rules' own operators (sum_to, count,
+# extreme_mask, min_mask, ...) are then differentiated in turn.
+GRAD_BODIES = ["sum(tanh({x}) * {e})", "sum(({x}) ** 3 * {e})", "sqnorm(sin({x}) * {e})", "mean(sigmoid({x} * {e}))",
+               "logsumexp({x} * {e})", "sum(softplus({x}) * {e})", "mse({x}, {e})", "bce_with_logits({x}, sigmoid({e}))",
+               "sum({x} * {big})"]
+GRAD_BODIES_KINKED = ["max({x} * {e})", "sum(minimum({x}, {e}))", "sum(maximum({x}, {e}) * {e})"]
 # Activations inside an in-language grad: their derivatives (gelu', relu', ...) are operators of their own.
 GRAD_INNER = ["gelu({})", "sigmoid({})", "tanh({})", "softplus({})", "log_sigmoid({})", "sin({})", "exp({})"]
 GRAD_INNER_KINKED = ["relu({})", "leaky_relu({}, alpha=0.1)", "elu({}, alpha=0.5)", "abs({})", "elu({})"]
@@ -591,12 +597,12 @@ class Gen:
         kinds = {n: k for n, _, k in self.leaves}
         if not re.fullmatch(r"[A-Za-z_]\w*", x) or x in self.dims or kinds.get(x) == "implicit":
             return self.expr(shape, depth)
-        body = self.pick(["sum(tanh({x}) * {e})", "sum(({x}) ** 3 * {e})", "sqnorm(sin({x}) * {e})",
-                          "mean(sigmoid({x} * {e}))", "logsumexp({x} * {e})", "sum(softplus({x}) * {e})"])
+        body = self.pick(GRAD_BODIES + (GRAD_BODIES_KINKED if self.mode != "smooth" else []))
         inner = x
         if self.chance(0.8):  # through an activation, so that its derivative's own rule is differentiated
             inner = self.pick(GRAD_INNER + (GRAD_INNER_KINKED if self.mode != "smooth" else [])).format(x)
-        y = body.format(x=inner, e=self.expr(shape, max(0, depth - 1)))
+        big = self.expr((("2", 2),) + shape, 0) if "{big}" in body else ""  # x broadcast: its cotangent summed
+        y = body.format(x=inner, e=self.expr(shape, max(0, depth - 1)), big=big)
         order = self.pick([1, 1, 2, 2, 3])  # grad of a contraction of grad: second and third derivatives
         self.features[f"grad_order{order}"] += 1
         for _ in range(order - 1):
@@ -1413,7 +1419,8 @@ def test_every_operator_has_a_torch_translation():
 def generator_text() -> str:
     """The source of every form the generator can write: Gen's methods and the tables they draw from."""
     tables = [SMOOTH_UNARY, KINKED_UNARY, UNSAFE_UNARY, SMOOTH_BINARY, KINKED_BINARY, UNSAFE_BINARY,
-              GRAD_INNER, GRAD_INNER_KINKED, [f"{op}(" for op in SMOOTH_REDUCE + KINKED_REDUCE]]
+              GRAD_INNER, GRAD_INNER_KINKED, GRAD_BODIES, GRAD_BODIES_KINKED,
+              [f"{op}(" for op in SMOOTH_REDUCE + KINKED_REDUCE]]
     return inspect.getsource(Gen) + "\n".join(str(t) for t in tables)
 
 
