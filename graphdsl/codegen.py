@@ -3,6 +3,16 @@
 See plan.py for what the two schedules are. This module holds the rewriting
 (`_Program._optimise`) and the code generation (`_Program._generate`); every
 rewrite keeps the numbers bit-for-bit those of the reference schedule.
+
+Bit-for-bit needs more than exact arithmetic: a NumPy sum over an axis (and so
+softmax, mean, var, ...) adds in an order that follows the memory layout, and a
+result written into an input's buffer (`out=`) takes that buffer's layout, where
+a new array takes the one NumPy picks from all the inputs. `tanh(W.T) * C`
+written into the (column-ordered) buffer of `tanh(W.T)` then gave sums over its
+axes that differed from the reference's in the last bit. So a result is written
+into a buffer only when every array the operation reads is known to be C-ordered
+(the layout NumPy then gives a new array too); leaves are made C-ordered for both
+schedules, so that known means something.
 """
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ import time
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError
+from .arrays import is_c_ordered
 from .graph import is_fixed_const
 from .ops import REGISTRY, concrete
 
@@ -25,6 +36,10 @@ _PURE = ("binary", "neg", "square", "relu", "mask", "abs")  # forms a scalar pro
 _REDUCTIONS = ("sum", "mean", "max", "min", "sqnorm", "norm", "logsumexp", "var")
 # ops whose result is a new array (never a view of an input) when it has at least one axis
 _FRESH = {"matmul", "outer", "softmax", "log_softmax", "index_grad", *_REDUCTIONS}
+
+
+# ops whose result may be a view that is not C-ordered (a transposed, sliced or broadcast array)
+_VIEWS = {"transpose", "index", "broadcast_to", "unreduce", "opaque"}
 
 
 # ---- the compiled program ---------------------------------------------------------------
@@ -98,7 +113,7 @@ class _Program:
     def fill(self, leaf_values) -> list:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
-        if any(v is None for v in values):
+        if any(v is None or not is_c_ordered(v) for v in values):
             values = [self.plan.leaf_value(leaf_values, name) for name in self.leaves]
         if self.scalar:
             values = [float(v) for v in values]
@@ -433,10 +448,13 @@ class _Program:
         for t in targets:
             for r in roots.get(t, ()):
                 last[r] = math.inf
+        c_ordered = self._c_ordered_values()
         for k, ins in enumerate(self.instrs):
             if ins.form not in ("binary", "neg", "square", "relu", "abs", "ufunc", "tanh_grad") \
                     or ins.out in self.bools:
                 continue
+            if not all(v in c_ordered for v in ins.ins):
+                continue  # the new array's layout could differ from the buffer's, and with it later sums
             shape = self.shape.get(ins.out)
             if not shape or self.scalar:
                 continue
@@ -452,6 +470,16 @@ class _Program:
                 parent[ins.out] = r
                 last[r] = last.get(ins.out, k)
                 break
+
+    def _c_ordered_values(self) -> set:
+        """Values known to be C-ordered arrays (or scalars): leaves and constants (made so), and
+        results of non-view operations on C-ordered values (NumPy keeps the inputs' order)."""
+        known = set(self.leaves) | {v for v, c in self.consts.items() if is_c_ordered(c)}
+        for ins in self.instrs:  # a 1-D view is harmless: a new 1-D array has only one order
+            view = ins.op in _VIEWS and len(self.shape.get(ins.out) or ()) > 1
+            if not view and all(v in known for v in ins.ins):
+                known.add(ins.out)
+        return known
 
     # ---- code generation --------------------------------------------------------------------------
     def _generate(self, instrument: bool):

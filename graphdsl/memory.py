@@ -100,9 +100,27 @@ def plan_estimate(plan, keep_all: bool = False) -> tuple[int, list]:
     leaf_bytes = sum(b for b, n in buffers if n in leaves)
     if keep_all:  # run_all keeps every value
         return sum(b for b, _ in buffers), buffers
-    peak = plan.program.memory_report()["static_peak_bytes"]
+    peak = _schedule_peak(plan, nodes)
     largest = max((b for b, n in buffers if n not in leaves), default=0)
     return leaf_bytes + peak + largest, buffers
+
+
+def _schedule_peak(plan, nodes) -> int:
+    """The most bytes of results alive at once over the plan's schedule (leaves are counted apart).
+
+    Read off the reference schedule, not the compiled program: generating that program
+    is what a command that runs a plan once avoids, and the program only folds or drops
+    steps, so this bound is never below its peak.
+    """
+    size: dict[int, int] = {}
+    for n, s in plan.slot.items():
+        size[s] = max(size.get(s, 0), _nbytes(nodes[n]))
+    live = peak = 0
+    for (_, _, out), freed in zip(plan.steps, plan.frees):
+        live += size.get(out, 8)
+        peak = max(peak, live)
+        live -= sum(size.get(s, 8) for s in freed)
+    return peak
 
 
 def leaves_estimate(built, given: dict) -> tuple[int, list]:

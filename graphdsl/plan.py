@@ -39,6 +39,7 @@ import warnings
 
 import numpy as np
 
+from .arrays import c_ordered
 from .diagnostics import Diagnostic, GraphDSLError
 from .digraph import MultiDiGraph
 from .graph import describe, topological_order
@@ -280,7 +281,7 @@ class Plan:
         if value is None:
             raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", self.graph.nodes[name].get("span"),
                                            help=(f"give one with --set {name}=... or --load FILE",)), self.source)
-        return value
+        return c_ordered(value)
 
     def _locate_nonfinite(self, leaf_values):
         """Re-run slowly to find the first node whose value is NaN or Inf, and say where it comes from."""
