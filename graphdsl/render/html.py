@@ -31,10 +31,18 @@ def script_json(data) -> str:
 
 def page(svg: bytes | str, nodes: dict, title: str, subtitle: str = "") -> str:
     """nodes: DOT node name -> {"title", "kind", "role", "shape", "value", "grad", ...} (all plain text)."""
-    return (_TEMPLATE.replace("%%TITLE%%", esc_html(title))
-            .replace("%%SUBTITLE%%", esc_html(subtitle))
-            .replace("%%DATA%%", script_json(nodes))
-            .replace("%%SVG%%", inline_svg(svg)))
+    fills = {"TITLE": esc_html(title), "SUBTITLE": esc_html(subtitle), "DATA": script_json(nodes),
+             "SVG": inline_svg(svg)}
+    return fill(_TEMPLATE, fills)
+
+
+_SLOT = re.compile(r"%%([A-Z]+)%%")
+
+
+def fill(template: str, fills: dict) -> str:
+    """Every %%NAME%% slot of the template replaced in one pass, so that text put in one slot (a file
+    named `%%SVG%%.gdsl`) is never read again as a slot."""
+    return _SLOT.sub(lambda m: fills[m.group(1)], template)
 
 
 _TEMPLATE = """<!DOCTYPE html>
