@@ -174,7 +174,10 @@ class Model:
 
     def grad_targets(self, compiled: Compiled, of, wrt):
         built = compiled.built
-        target = self._resolve_of(built, of)
+        return self._resolve_of(built, of), self.wrt_nodes(built, wrt)
+
+    def wrt_nodes(self, built: Built, wrt) -> list[str]:
+        """The graph nodes of `wrt` names (a list or "a,b"); None: the params, or the inputs if there are none."""
         if wrt is None:
             wrt = [n for n, d in built.decls.items() if d.kind == "param"] or \
                   [n for n, d in built.decls.items() if d.kind == "input"]
@@ -183,7 +186,7 @@ class Model:
             if w not in built.decls and w not in built.assigned:
                 raise GraphDSLError(Diagnostic("E101", f"--wrt `{w}`: no such value in the model",
                                                help=(f"values: {', '.join(built.decls)}",)), self.source)
-        return target, [built.assigned.get(w, w) for w in wrt]
+        return [built.assigned.get(w, w) for w in wrt]
 
     def _resolve_of(self, built: Built, of):
         if of is None:

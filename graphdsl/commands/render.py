@@ -6,7 +6,7 @@ import time
 
 from .. import __version__
 from ..render import backends, format_of, render_model
-from ..render.dot import LABEL_MODES, VIEWS
+from ..render.dot import LABEL_MODES, RANKDIRS, VIEWS
 from .common import UsageError, add_model_argument, add_value_options, gather_values, load_model
 
 FORMAT_CHOICES = ("svg", "png", "pdf", "dot", "html", "json")
@@ -35,9 +35,12 @@ def add_parsers(sub):
     g.add_argument("--focus", metavar="NODE", help="draw only the neighbourhood of NODE (a name or node id)")
     g.add_argument("--radius", type=int, default=2, metavar="K",
                    help="with --focus: how many operator steps away to draw (default 2)")
-    g.add_argument("--labels", choices=LABEL_MODES, default="auto",
-                   help="auto: compact above 300 nodes (default); full; compact")
-    g.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR", help="layout direction (default LR)")
+    g.add_argument("--detail", "--labels", dest="labels", choices=LABEL_MODES, default="auto",
+                   help="summary: one line for each value and gradient (full arrays on hover in .html); full: "
+                        "small arrays in full; compact: name and shape only; auto (default): summary, compact "
+                        "above 300 nodes")
+    g.add_argument("--rankdir", choices=RANKDIRS, default="auto",
+                   help="layout direction; auto (default): top to bottom unless the graph is much wider than deep")
     g.add_argument("--renderer", choices=backends.CHOICES, default=None,
                    help=f"system Graphviz, the embedded one, or auto (default: ${backends.ENV} or auto)")
     p.set_defaults(run=run_render)

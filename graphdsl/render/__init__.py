@@ -15,6 +15,7 @@ import base64
 import os
 import time
 from collections import deque
+from dataclasses import replace
 
 
 from ..autodiff import gradients
@@ -24,7 +25,9 @@ from ..fileio import atomic_write, dumps
 from ..plan import Plan
 from . import backends
 from . import labels as L
+from .blocks import called_defs
 from .dot import Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
+from .measure import READABLE_PX, smallest_text_px
 
 __all__ = ["render_model", "Rendering", "Options", "FORMATS", "format_of"]
 
@@ -43,20 +46,47 @@ def format_of(path) -> str:
 
 
 def render_model(model, values: dict | None = None, view: str = "forward", seed: int = 0, *,
-                 of: str | None = None, show_values: bool = True, show_grads: bool = True, precision: int = 4,
-                 heat: bool = False, collapse=(), focus: str | None = None, radius: int = 2,
-                 labels: str = "auto", rankdir: str = "LR", legend: bool = True, title: str | None = None,
-                 renderer: str | None = None) -> "Rendering":
+                 of: str | None = None, wrt=None, show_values: bool = True, show_grads: bool = True,
+                 precision: int = 4, heat: bool = False, collapse=(), expand=(), focus: str | None = None,
+                 radius: int = 2, labels: str = "auto", rankdir: str = "auto", legend: bool = True,
+                 title: str | None = None, renderer: str | None = None) -> "Rendering":
+    """collapse: def names drawn as blocks ("all": every def); expand: never collapsed ("all": no automatic
+    collapsing). With the defaults, a picture whose text would be unreadable in a 900-px cell is redrawn
+    with its def calls as blocks, then with chains of blocks folded, then with compact labels."""
     opts = Options(view=view, show_values=show_values, show_grads=show_grads, precision=int(precision),
-                   heat=heat, collapse=collapse, focus=focus, radius=int(radius), labels=labels, rankdir=rankdir,
-                   legend=legend, title=title)
+                   heat=heat, collapse=collapse, expand=expand, focus=focus, radius=int(radius), labels=labels,
+                   rankdir=rankdir, legend=legend, title=title, wrt=wrt)
     if renderer is not None:
         backends.choice(renderer)
     t0 = time.perf_counter()
     graph, ann = annotate(model, values, seed, opts, of)
-    sc = scene(graph, ann, opts)
-    text = to_dot(graph, ann, opts, sc)
-    return Rendering(text, graph, ann, opts, sc, renderer, time.perf_counter() - t0)
+    best = None
+    for step in readability_steps(graph, opts):
+        sc = scene(graph, ann, step)
+        r = Rendering(to_dot(graph, ann, step, sc), graph, ann, step, sc, renderer)
+        px = r.smallest_text_px()
+        if best is None or px > best[0]:
+            best = (px, r)
+        if px >= READABLE_PX:
+            break
+    r = best[1]
+    r.seconds = time.perf_counter() - t0
+    return r
+
+
+def readability_steps(graph, opts: Options):
+    """The options to try in turn until the text is readable: as asked, then blocks, folded, compact."""
+    yield opts
+    automatic = opts.labels == "auto" and not opts.collapse and opts.focus is None and "all" not in opts.expand
+    if not automatic:
+        return
+    defs = called_defs(graph)
+    if set(defs) - set(opts.expand):
+        yield replace(opts, collapse=("all",))
+        yield replace(opts, collapse=("all",), fold=True)
+        yield replace(opts, collapse=("all",), fold=True, labels="compact")
+    else:
+        yield replace(opts, labels="compact")
 
 
 # ---- values and gradients -------------------------------------------------------------------------
@@ -78,7 +108,7 @@ def annotate(model, values, seed: int, opts: Options, of: str | None):
     g = built.graph
     ann = _base_annotations(model, built, notes)
     if want_adjoints:
-        _adjoints(model, built, ann, of, notes)
+        _adjoints(model, built, ann, of, notes, opts.wrt)
     if not want_numbers and opts.view == "forward":
         return g, ann
     try:
@@ -109,7 +139,7 @@ def _base_annotations(model, built, notes) -> Annotations:
                        source_name=os.path.basename(model.source.name) or model.source.name)
 
 
-def _adjoints(model, built, ann: Annotations, of, notes) -> None:
+def _adjoints(model, built, ann: Annotations, of, notes, wrt=None) -> None:
     """Build d(of)/dv for every variable of reaches (reverse mode adds the nodes to the graph)."""
     try:
         target = model._resolve_of(built, of)
@@ -131,6 +161,7 @@ def _adjoints(model, built, ann: Annotations, of, notes) -> None:
     g = built.graph
     ann.of = target
     ann.of_name = g.nodes[target].get("name") or target
+    ann.wrt = tuple(model.wrt_nodes(built, wrt))
     ann.adjoints = dict(g.graph["adjoints"][target])
     ann.notes = tuple(notes)
 
@@ -142,7 +173,7 @@ def _symbolic(model, opts: Options, of, notes):
         built = build(model.program, model.source, dims=model.dim_overrides, strict=model.strict)
     ann = _base_annotations(model, built, notes)
     if opts.view != "forward":
-        _adjoints(model, built, ann, of, notes)
+        _adjoints(model, built, ann, of, notes, opts.wrt)
         if not ann.adjoints:
             notes.append("the forward graph is drawn instead" if opts.view == "backward" else
                          "no gradient flow to draw")
@@ -195,6 +226,13 @@ class Rendering:
             out.append(f"{len(self.scene.nodes)} nodes: compact labels")
         return out
 
+    def smallest_text_px(self) -> float:
+        """The smallest text in pixels when the SVG is fit to a 900-px cell (inf if nothing can draw it)."""
+        try:
+            return smallest_text_px(self.svg())
+        except GraphDSLError:
+            return float("inf")
+
     def backend(self, fmt: str = "svg") -> str:
         return backends.which(fmt, self.renderer)
 
@@ -245,11 +283,17 @@ class Rendering:
     def _hover_data(self) -> dict:
         g, ann = self.graph, self.annotations
         out = {}
+        refs = {}
         for item in self.data(full_values=False)["nodes"]:
             n = item["id"]
+            if item["kind"] == "ref":
+                refs[n] = item["ref"]
+                continue
             if item["kind"] == "call":
-                out[n] = {"title": item.get("text") or item["call"], "kind": "def call (collapsed)",
-                          "call": item["call"], "id": n}
+                out[n] = {"title": item["title"], "kind": "def call (collapsed: click to expand)",
+                          "call": " · ".join(item["folds"]), "id": n,
+                          "text": "reads params: " + ", ".join(item["params"]) if item["params"] else None}
+                out[n] = {k: v for k, v in out[n].items() if v is not None}
                 continue
             data = g.nodes[n]
             entry = {"title": L.var_title(n, data) if data["kind"] == "var" else
@@ -271,6 +315,8 @@ class Rendering:
                 entry["grad"] = item["grad"] if item["grad"] is not None else "— (not computed)"
                 entry["grad_name"] = L.grad_name(ann.of_name or "J", n, data)
             out[n] = {k: v for k, v in entry.items() if v is not None}
+        for ref, n in refs.items():  # a reference shows what it stands for
+            out[ref] = {**out.get(n, {"title": n}), "kind": "reference (drawn in full at its first use)"}
         return out
 
     def render(self, fmt: str) -> bytes:

@@ -42,8 +42,7 @@ OP_STYLE = {"shape": "circle", "style": "filled", "fillcolor": "#EDEDED", "color
             "penwidth": "1.0", "margin": "0.06", "fontsize": "11"}
 OPAQUE_STYLE = {"shape": "circle", "style": "filled,dashed", "fillcolor": "#FFFFFF", "color": "#333333",
                 "penwidth": "1.2", "margin": "0.06", "fontsize": "11"}
-CALL_STYLE = {"shape": "circle", "style": "filled", "fillcolor": "#E3F2EC", "color": GREEN,
-              "penwidth": "1.6", "peripheries": "2", "margin": "0.06", "fontsize": "11"}
+CALL_STYLE = {"style": "filled", "fillcolor": "#E3F2EC", "color": GREEN, "penwidth": "1.6"}
 LITERAL_STYLE = {"shape": "box", "style": "filled,dashed", "fillcolor": "#F2F2F2", "color": GREY,
                  "penwidth": "1.0", "fontsize": "10", "margin": "0.04,0.02", "height": "0.3", "width": "0.3"}
 
