@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def mlp_layernorm(layers: int = 6, width: int = 8) -> str:
     """An MLP of `layers` blocks (linear, layer norm, tanh), about 170 nodes at 6 layers."""
-    lines = [f"dim d = {width}", "dim b = 4", "input x : [d, b]", "input target : [d, b]", "const eps = 1e-5",
+    lines = [f"dim d = {width}", "dim b = 4", "input x : [d, b] = randn(std=1)", "input target : [d, b] = randn(std=1)", "const eps = 1e-5",
              "def layernorm(a, g, be) {",
              "  mu = mean(a, axis=0, keepdims=true)",
              "  v = var(a, axis=0, keepdims=true)",
@@ -24,7 +24,7 @@ def mlp_layernorm(layers: int = 6, width: int = 8) -> str:
 
 def rnn(steps: int = 4) -> str:
     """An RNN unrolled over `steps` steps with shared weights, one output at the end."""
-    lines = ["dim d = 3, hdim = 4, b = 2", f"dim T = {steps}", "input xs : [T, d, b]", "input target : [1, b]",
+    lines = ["dim d = 3, hdim = 4, b = 2", f"dim T = {steps}", "input xs : [T, d, b] = randn(std=1)", "input target : [1, b] = randn(std=1)",
              "param W_xh : [hdim, d] = randn(std=0.5)", "param W_hh : [hdim, hdim] = randn(std=0.5)",
              "param b_h : [hdim, 1] = zeros()", "param W_hy : [1, hdim] = randn(std=0.5)",
              "const h0 : [hdim, 1] = zeros()",
@@ -39,7 +39,7 @@ def rnn(steps: int = 4) -> str:
 
 def chain(n_layers: int) -> str:
     """A deep MLP without defs: about 8 nodes a layer (for the PNG benchmark's 500 nodes)."""
-    lines = ["dim d = 4, b = 3", "input x : [d, b]"]
+    lines = ["dim d = 4, b = 3", "input x : [d, b] = randn(std=1)"]
     for i in range(1, n_layers + 1):
         lines += [f"param W{i} : [d, d] = randn(std=0.5)", f"param c{i} : [d, 1] = zeros()"]
     prev = "x"

@@ -281,43 +281,9 @@ class Rendering:
         return " · ".join(self.annotations.notes)
 
     def _hover_data(self) -> dict:
-        g, ann = self.graph, self.annotations
-        out = {}
-        refs = {}
-        for item in self.data(full_values=False)["nodes"]:
-            n = item["id"]
-            if item["kind"] == "ref":
-                refs[n] = item["ref"]
-                continue
-            if item["kind"] == "call":
-                out[n] = {"title": item["title"], "kind": "def call (collapsed: click to expand)",
-                          "call": " · ".join(item["folds"]), "id": n,
-                          "text": "reads params: " + ", ".join(item["params"]) if item["params"] else None}
-                out[n] = {k: v for k, v in out[n].items() if v is not None}
-                continue
-            data = g.nodes[n]
-            entry = {"title": L.var_title(n, data) if data["kind"] == "var" else
-                     (data.get("attrs", {}).get("func") or data.get("op")),
-                     "kind": "variable" if data["kind"] == "var" else "operator", "id": n,
-                     "role": data.get("role"), "name": data.get("name"), "text": data.get("text"),
-                     "op": item.get("op") and (item["op"] + (f" ({item['attrs']})" if item.get("attrs") else "")),
-                     "call": " › ".join(ann.call_text.get(c, c) + f" [{c}]" for c in item.get("call", [])) or None}
-            if data["kind"] == "var":
-                entry["shape"] = item.get("shape_text")
-            if "line" in item:
-                entry["where"] = f"{ann.source_name}:{item['line']}:{item['col']}"
-            if item.get("adjoint_of"):
-                entry["adjoint"] = ", ".join(L.grad_name(ann.of_name or "J", p, g.nodes[p])
-                                             for p in item["adjoint_of"])
-            if "value" in item:
-                entry["value"] = item["value"]
-            if "grad" in item:
-                entry["grad"] = item["grad"] if item["grad"] is not None else "— (not computed)"
-                entry["grad_name"] = L.grad_name(ann.of_name or "J", n, data)
-            out[n] = {k: v for k, v in entry.items() if v is not None}
-        for ref, n in refs.items():  # a reference shows what it stands for
-            out[ref] = {**out.get(n, {"title": n}), "kind": "reference (drawn in full at its first use)"}
-        return out
+        from .hover import hover_data
+
+        return hover_data(self.graph, self.annotations, self.scene, self.data(full_values=False)["nodes"])
 
     def render(self, fmt: str) -> bytes:
         if fmt == "dot":

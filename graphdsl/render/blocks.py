@@ -10,6 +10,7 @@ folds into one block `f ×N`.
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic, GraphDSLError, suggest
+from .labels import is_literal
 
 ALL = "all"
 
@@ -117,7 +118,7 @@ def _absorb_params(g, sc) -> None:
             readers.setdefault(u, set()).add(v)
     absorbed = {}
     for n, rs in readers.items():
-        if len(rs) != 1 or n in writers or n == sc.focus:
+        if len(rs) != 1 or n in writers or n == sc.focus or n in sc.adjoint_names or is_literal(g.nodes[n]):
             continue
         block = next(iter(rs))
         if sc.kind.get(block) == "call" and sc.kind.get(n) in ("var", "ghost") and \

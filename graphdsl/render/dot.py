@@ -17,7 +17,7 @@ from ..diagnostics import Diagnostic, GraphDSLError, suggest
 from . import labels as L
 from . import theme as T
 from .blocks import collapse_calls
-from .layout import choose_rankdir, inline_literals, split_auxiliary
+from .layout import choose_rankdir, contract_gradient_sums, inline_literals, split_auxiliary
 from .words import BackwardNames, op_text, with_literals
 
 VIEWS = ("forward", "backward", "both")
@@ -98,6 +98,7 @@ class Scene:
     rankdir: str = "TB"
     refs: dict = field(default_factory=dict)  # reference node id -> the auxiliary variable it stands for
     inlined: dict = field(default_factory=dict)  # op id -> {argument position: literal text} drawn in its circle
+    sums: dict = field(default_factory=dict)  # adjoint id -> how many parts are summed into it (drawn as edges)
     names: object = None  # BackwardNames: titles of the backward view's values
 
 
@@ -160,6 +161,8 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
     sc.compact = opts.labels == "compact" or (opts.labels == "auto" and len(sc.nodes) > COMPACT_AT)
     sc.rankdir = choose_rankdir(sc) if opts.rankdir == "auto" else opts.rankdir
     inline_literals(g, sc)
+    if sc.call_nodes and sc.backward:
+        contract_gradient_sums(g, sc)
     split_auxiliary(g, sc)
     _place_ghosts(sc)
     sc.names = BackwardNames(g, sc, ann)
@@ -380,6 +383,8 @@ def _node_attrs(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> d
             shown = [x for x in dict.fromkeys(names) if x != title]
             if shown:
                 extra = "= " + ", ".join(shown[:3]) + (f" (+{len(shown) - 3})" if len(shown) > 3 else "")
+        if n in sc.sums:
+            extra = (extra + ", " if extra else "") + f"the sum of {sc.sums[n]} parts"
         fields, bad = L.var_fields(n, data, role_text="", value=value, show_value=show_values,
                                    precision=opts.precision, extra=extra, detail=_detail(opts), title=title)
     else:
@@ -524,8 +529,8 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
     sc = sc or scene(g, ann, opts)
     heat_rng = _heat_range(sc, ann) if opts.heat and ann.evaluated else None
     out = ["digraph graphdsl {",
-           f'  graph [rankdir="{sc.rankdir}", fontname="{T.FONT}", fontsize="12", nodesep="0.25", '
-           f'ranksep="0.4", newrank="true", labelloc="t", labeljust="l", bgcolor="#FFFFFF", pad="0.2", '
+           f'  graph [rankdir="{sc.rankdir}", fontname="{T.FONT}", fontsize="12", nodesep="0.18", '
+           f'ranksep="0.35", newrank="true", labelloc="t", labeljust="l", bgcolor="#FFFFFF", pad="0.2", '
            f"label={L.dot_string(_title(sc, ann, opts))}];",
            f'  node [fontname="{T.FONT}", fontsize="11", fontcolor="{T.TEXT}"];',
            f'  edge [fontname="{T.FONT}", color="{T.EDGE}", arrowsize="0.7"];']

@@ -57,11 +57,11 @@ GHOST_STYLE = {"color": "#AAAAAA", "fillcolor": "#FAFAFA", "style": "filled,dash
 FORWARD_EDGE = {"color": EDGE}
 GRADIENT_EDGE = {"color": VERMILLION, "style": "dashed", "constraint": "false", "arrowhead": "vee",
                  "penwidth": "1.1"}
-BACKWARD_EDGE = {"color": VERMILLION}
-GHOST_EDGE = {"color": "#AAAAAA", "style": "dashed"}
+BACKWARD_EDGE = {"color": VERMILLION, "weight": "4"}  # heavier: the chain of adjoints stays straight
+GHOST_EDGE = {"color": "#AAAAAA", "style": "dashed", "weight": "0"}  # read, not part of the chain: no pull
 
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": GREEN, "fontcolor": GREEN, "fontname": MONO,
-                 "fontsize": "10", "penwidth": "1.2", "margin": "10"}
+                 "fontsize": "10", "penwidth": "1.2", "margin": "6"}
 
 # --heat: ColorBrewer YlOrBr, 7 classes (colour-blind safe, sequential); dark classes take white text
 HEAT = ("#FFFFD4", "#FEE391", "#FEC44F", "#FE9929", "#EC7014", "#CC4C02", "#8C2D04")

@@ -78,7 +78,7 @@ def with_literals(symbol: str, literals: dict | None, arity: int) -> str:
     """An operator's symbol with the numbers it reads written in: `** 2`, `0.5 ×`, `clip(·, 0, 1)`."""
     if not literals:
         return symbol
-    if arity == 2 and len(literals) == 1:
+    if arity == 2 and len(literals) == 1 and not symbol.isidentifier():  # an infix operator: `** 2`, `0.5 ×`
         pos, text = next(iter(literals.items()))
         return f"{text} {symbol}" if pos == 0 else f"{symbol} {text}"
     args = [literals.get(i, "·") for i in range(arity)]
@@ -118,7 +118,20 @@ class BackwardNames:
             if g.nodes[op].get("op") in _INFIX or text.startswith("-"):
                 self.infix.add(n)
             return text
-        return self._short(op)
+        return self._part_of(n) or self._short(op)
+
+    def _part_of(self, n, depth: int = 0):
+        """`dJ/dW2 (part)` for a value that is only added into a gradient (one path's contribution)."""
+        succ = list(self.g.successors(n))
+        if len(succ) != 1 or self.g.nodes[succ[0]].get("op") != "add" or depth > 50:
+            return None
+        out = _output(self.g, succ[0])
+        if out is None:
+            return None
+        primals = self.sc.adjoint_names.get(out)
+        if primals:
+            return L.grad_name(self.ann.of_name or "J", primals[0], self.g.nodes[primals[0]]) + " (part)"
+        return self._part_of(out, depth + 1)
 
     def _operand(self, n) -> str:
         """A value inside a larger expression: parenthesised when it is itself infix."""
@@ -145,5 +158,5 @@ class BackwardNames:
             return "value"
         word, _ = op_text(self.g, op)
         first = [self.title(u) for u in _inputs(self.g, op)][:1]
-        text = f"{word} of {first[0]}, …" if first else word
+        text = f"{word}({L.one_line(first[0], 14)})" if first else word
         return L.one_line(text, EXPR_LIMIT)
