@@ -325,7 +325,7 @@ def test_escaping_in_html_and_json(embedded, tmp_path):
         '<script type="application/json" id="graph-data">')
     block = page[start:page.index("</script>", start)]
     assert "<" not in block and ">" not in block
-    data = json.loads(block)
+    data = json.loads(block)["main"]
     assert any(WEIRD_TEXT.split("  [")[0] in d.get("call", "") for d in data.values())
     out = tmp_path / "weird.json"
     r.save(out)
@@ -407,11 +407,15 @@ def test_png_has_a_readable_dpi(embedded):
 
 
 def test_jupyter_mimebundle(embedded):
-    bundle = d2l().render(values=d2l_values())._repr_mimebundle_()
+    r = d2l().render(values=d2l_values())
+    bundle = r._repr_mimebundle_()
     assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    assert bundle["text/html"].startswith('<iframe id="graphdsl-') and 'sandbox="allow-scripts"' in bundle["text/html"]
+    assert "image/png" not in bundle  # no PNG unless asked for
     import base64
 
-    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    r.notebook_formats += ("image/png",)
+    assert base64.b64decode(r._repr_mimebundle_()["image/png"]).startswith(b"\x89PNG")
     only_svg = d2l().render()._repr_mimebundle_(include={"image/svg+xml"})
     assert set(only_svg) == {"image/svg+xml", "text/plain"}
 

@@ -218,6 +218,7 @@ class Rendering:
         self.renderer = renderer
         self.seconds = seconds
         self._svg: bytes | None = None
+        self.notebook_formats: tuple = ("text/html", "image/svg+xml")  # what a notebook is given
 
     @property
     def notes(self) -> list[str]:
@@ -272,7 +273,17 @@ class Rendering:
     def html(self) -> str:
         from .html import page
 
-        return page(self.svg(), self._hover_data(), self._title(), self._subtitle())
+        return page(self.svg(), self._hover_data(), self._title(), self._subtitle(), self._expanded())
+
+    def _expanded(self):
+        """(svg, hover data) of the same picture with every block expanded, when blocks are drawn."""
+        if not self.scene.call_nodes:
+            return None
+        opts = replace(self.options, collapse=(), fold=False, expand=("all",))
+        sc = scene(self.graph, self.annotations, opts)
+        full = Rendering(to_dot(self.graph, self.annotations, opts, sc), self.graph, self.annotations, opts, sc,
+                         self.renderer)
+        return full.svg(), full._hover_data()
 
     def _title(self) -> str:
         return f"{self.options.title or self.annotations.source_name or 'graphdsl'} · {self.options.view} view"
@@ -308,17 +319,21 @@ class Rendering:
         return os.fspath(path)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        """text/html (the interactive viewer, in a sandboxed iframe) and image/svg+xml for front ends without
+        JavaScript; image/png only when asked for (`r.notebook_formats += ("image/png",)`)."""
+        from .notebook import iframe
+
         bundle = {"text/plain": repr(self)}
         try:
-            bundle["image/svg+xml"] = self.svg()
+            svg = self.svg()
+            if "text/html" in self.notebook_formats:
+                bundle["text/html"] = iframe(self.html(), svg, self._title())
+            if "image/svg+xml" in self.notebook_formats:
+                bundle["image/svg+xml"] = svg
+            if "image/png" in self.notebook_formats:
+                bundle["image/png"] = base64.b64encode(self.png(dpi=96)).decode("ascii")
         except GraphDSLError as err:
             bundle["text/plain"] += "\n" + err.format()
-            return bundle
-        if backends.can_png(self.renderer):
-            try:
-                bundle["image/png"] = base64.b64encode(self.png(dpi=96)).decode("ascii")
-            except GraphDSLError:
-                pass
         if include:
             bundle = {k: v for k, v in bundle.items() if k in include or k == "text/plain"}
         if exclude:

@@ -64,6 +64,7 @@ def hover_data(g, ann, sc, items) -> dict:
             out[n] = _op_entry(g, sc, n, item)
         else:
             out[n] = _var_entry(g, ann, sc, n, item)
+        out[n]["clusters"] = list(sc.cluster.get(n, ()))  # the viewer folds a cluster's members
         out[n] = {k: v for k, v in out[n].items() if v is not None}
     for ref, n in refs.items():  # a reference shows what it stands for
         out[ref] = {**out.get(n, {"title": n}), "kind": "reference (drawn in full at its first use)"}
