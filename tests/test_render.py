@@ -403,7 +403,13 @@ def test_png_has_a_readable_dpi(embedded):
     w_pt, h_pt = backends.svg_size_pt(r.svg().encode())
     png = r.png()
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert abs(width - w_pt * backends.PNG_DPI / 72) < 3 and abs(height - h_pt * backends.PNG_DPI / 72) < 3
+    dpi = backends.png_dpi(w_pt, h_pt)
+    assert backends.MIN_PNG_DPI <= dpi <= backends.PNG_DPI
+    assert abs(width - w_pt * dpi / 72) < 3 and abs(height - h_pt * dpi / 72) < 3
+    assert width * height <= backends.PNG_BUDGET * 1.01 or dpi == backends.MIN_PNG_DPI
+    # small pictures get the full 150 dpi; a dpi asked for is used as it is
+    assert backends.png_dpi(300, 200) == backends.PNG_DPI and backends.png_dpi(9000, 9000, 72) == 72
+    assert backends.png_dpi(500, 25000) == backends.MIN_PNG_DPI
 
 
 def test_jupyter_mimebundle(embedded):

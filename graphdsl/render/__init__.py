@@ -26,7 +26,7 @@ from ..plan import Plan
 from . import backends
 from . import labels as L
 from .blocks import called_defs
-from .dot import Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
+from .dot import COMPACT_AT, Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
 from .measure import READABLE_PX, smallest_text_px
 
 __all__ = ["render_model", "Rendering", "Options", "FORMATS", "format_of"]
@@ -61,7 +61,10 @@ def render_model(model, values: dict | None = None, view: str = "forward", seed:
     t0 = time.perf_counter()
     graph, ann = annotate(model, values, seed, opts, of)
     best = None
-    for step in readability_steps(graph, opts):
+    steps = list(readability_steps(graph, opts))
+    if len(steps) > 1 and len(scene(graph, ann, opts).nodes) > COMPACT_AT:
+        steps = steps[-1:]  # too big to lay out several times (dot takes minutes): the smallest at once
+    for step in steps:
         sc = scene(graph, ann, step)
         r = Rendering(to_dot(graph, ann, step, sc), graph, ann, step, sc, renderer)
         px = r.smallest_text_px()
@@ -242,9 +245,12 @@ class Rendering:
             self._svg = backends.render(self.dot, "svg", self.renderer)
         return self._svg.decode("utf-8")
 
-    def png(self, dpi: int = backends.PNG_DPI) -> bytes:
+    def png(self, dpi: int | None = None) -> bytes:
+        """The picture at dpi, or by default at 150 dpi within a pixel budget (lower for big pictures).
+        From the SVG's layout: rasterised by resvg, or redrawn by the system `dot` (faster than resvg)."""
+        self.svg()
+        dpi = backends.png_dpi(*backends.svg_size_pt(self._svg), dpi)
         if backends.which("png", self.renderer) == "embedded":
-            self.svg()
             return backends.rasterise(self._svg, dpi)
         return backends.render(self.dot, "png", self.renderer, dpi)
 

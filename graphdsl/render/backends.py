@@ -27,6 +27,10 @@ CHOICES = ("auto", "system", "embedded")
 FORMATS = ("svg", "png", "pdf")
 PNG_DPI = 150
 MAX_PIXELS = 120_000_000  # a PNG bigger than this is drawn at a lower DPI
+# A PNG is sized to what it shows: 150 dpi up to PNG_BUDGET pixels, then lower, but not below
+# MIN_PNG_DPI (10 pt text at 8 px). Rasterising costs time in proportion to the pixels.
+PNG_BUDGET = 6_000_000
+MIN_PNG_DPI = 58
 
 INSTALL_GRAPHVIZ = ("install Graphviz so that `dot` is on PATH (apt install graphviz, brew install graphviz, "
                     "conda install graphviz, or graphviz.org/download)")
@@ -203,6 +207,16 @@ def _embedded(dot_text: str, fmt: str, dpi: int) -> bytes:
     if fmt == "png":
         return png
     return png_to_pdf(png, dpi)
+
+
+def png_dpi(width_pt: float, height_pt: float, dpi: int | None = None) -> int:
+    """The dpi to draw a picture of this size at: as asked, else 150 within the pixel budget."""
+    if dpi is not None:
+        return int(dpi)
+    pixels = (width_pt * PNG_DPI / 72) * (height_pt * PNG_DPI / 72)
+    if pixels <= PNG_BUDGET:
+        return PNG_DPI
+    return max(MIN_PNG_DPI, int(PNG_DPI * (PNG_BUDGET / pixels) ** 0.5))
 
 
 def rasteriser() -> str | None:

@@ -24,6 +24,7 @@ VIEWS = ("forward", "backward", "both")
 LABEL_MODES = ("auto", "summary", "full", "compact")
 RANKDIRS = ("auto", "TB", "LR", "BT", "RL")
 COMPACT_AT = 300  # drawn nodes above which labels turn compact by themselves
+LEGEND_TIES = 4  # invisible edges that put the legend after the graph
 ON_NODE = 12  # an anonymous value's gradient on its own node: dJ/d(o - y) up to this many characters
 
 
@@ -506,7 +507,7 @@ def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set, r
     for upper, lower in zip(rows, rows[1:]):
         out.append(f'    {L.quote_id(upper[0][0])} -> {L.quote_id(lower[0][0])} [style="invis"];')
     out.append("  }")
-    for n in sinks:
+    for n in sinks[-LEGEND_TIES:]:  # the last sinks are the deepest; more ties only slow the layout
         out.append(f'  {L.quote_id(n)} -> {L.quote_id(marks[0][0])} [style="invis"];')
     return out
 
@@ -523,6 +524,13 @@ def _heat_swatches(heat_rng) -> list:
     items.append(("legend:heatnone", {"label": "no gradient", "shape": "box", "style": "filled",
                                       "fillcolor": T.NO_GRAD_FILL, "color": "#888888"}))
     return items
+
+
+def _is_leaf(g, sc: Scene, n) -> bool:
+    """A value the program starts from (input, param, const, a reference to one): it hangs beside the chain."""
+    if sc.kind.get(n) == "ref":
+        return True
+    return sc.kind.get(n) == "var" and g.nodes[n].get("role") in ("input", "param", "const")
 
 
 def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
@@ -571,6 +579,8 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
     styles = {"forward": {}, "backward": T.BACKWARD_EDGE, "ghost": T.GHOST_EDGE, "gradient": T.GRADIENT_EDGE}
     for u, v, style in sc.edges:
         attrs = styles[style]
+        if style == "forward" and not _is_leaf(g, sc, u):
+            attrs = T.CHAIN_EDGE
         tail = f" [{_attrs(attrs)}]" if attrs else ""
         out.append(f"  {L.quote_id(u)} -> {L.quote_id(v)}{tail};")
     out.append("}")

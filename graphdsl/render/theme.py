@@ -55,6 +55,7 @@ GHOST_STYLE = {"color": "#AAAAAA", "fillcolor": "#FAFAFA", "style": "filled,dash
                "fontcolor": "#666666"}
 
 FORWARD_EDGE = {"color": EDGE}
+CHAIN_EDGE = {"weight": "3"}  # heavier than a param's edge: the computation runs straight down
 GRADIENT_EDGE = {"color": VERMILLION, "style": "dashed", "constraint": "false", "arrowhead": "vee",
                  "penwidth": "1.1"}
 BACKWARD_EDGE = {"color": VERMILLION, "weight": "4"}  # heavier: the chain of adjoints stays straight
