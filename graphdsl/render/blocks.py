@@ -46,6 +46,7 @@ def collapse_calls(g, sc, names, ann, expand=(), fold: bool = False) -> None:
     _absorb_params(g, sc)
     if fold:
         fold_chains(g, sc, calls)
+        _absorb_params(g, sc)  # a weight shared by every folded call is now read by one block
 
 
 def _inside(sc, calls, wanted) -> dict:
