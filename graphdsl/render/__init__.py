@@ -52,7 +52,8 @@ def render_model(model, values: dict | None = None, view: str = "forward", seed:
                  title: str | None = None, renderer: str | None = None) -> "Rendering":
     """collapse: def names drawn as blocks ("all": every def); expand: never collapsed ("all": no automatic
     collapsing). With the defaults, a picture whose text would be unreadable in a 900-px cell is redrawn
-    with its def calls as blocks, then with chains of blocks folded, then with compact labels."""
+    with its def calls as blocks, then with chains of blocks folded, then blocks with compact labels, then
+    folded with compact labels."""
     opts = Options(view=view, show_values=show_values, show_grads=show_grads, precision=int(precision),
                    heat=heat, collapse=collapse, expand=expand, focus=focus, radius=int(radius), labels=labels,
                    rankdir=rankdir, legend=legend, title=title, wrt=wrt)
@@ -87,6 +88,7 @@ def readability_steps(graph, opts: Options):
     if set(defs) - set(opts.expand):
         yield replace(opts, collapse=("all",))
         yield replace(opts, collapse=("all",), fold=True)
+        yield replace(opts, collapse=("all",), labels="compact")  # every call still seen, values on hover
         yield replace(opts, collapse=("all",), fold=True, labels="compact")
     else:
         yield replace(opts, labels="compact")
