@@ -254,21 +254,24 @@ class Model:
         """The node to differentiate and those to differentiate by (reverse mode runs next: its memory is checked)."""
         self.check_graph_memory("grad")
         built = compiled.built
-        target = self._resolve_of(built, of)
+        return self._resolve_of(built, of), self.wrt_nodes(built, wrt)
+
+    def wrt_nodes(self, built: Built, wrt) -> list[str]:
+        """The graph nodes of `wrt` names (a list or "a,b"); None: the params, or the inputs if there are none."""
         if wrt is None:
             wrt = [n for n, d in built.decls.items() if d.kind == "param"] or \
                   [n for n, d in built.decls.items() if d.kind == "input"]
         wrt = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt)]
         for w in wrt:
             if w in built.dims:
-                raise GraphDSLError(Diagnostic("E103", f"--wrt `{w}`: cannot differentiate with respect to a dim, "
+                raise GraphDSLError(Diagnostic("E103", f"{self._arg('wrt', w)}: cannot differentiate with respect to a dim, "
                                                        "a size fixed for the run", built.dim_span(w),
                                                help=(f"values: {', '.join(built.decls)}",)), self.source)
             if w not in built.decls and w not in built.assigned:
                 raise GraphDSLError(Diagnostic("E101", f"{self._arg('wrt', w)}: no such value in the model",
                                                help=_did_you_mean(w, [*built.decls, *built.assigned])
                                                + (f"values: {', '.join(built.decls)}",)), self.source)
-        return target, [built.assigned.get(w, w) for w in wrt]
+        return [built.assigned.get(w, w) for w in wrt]
 
     def _resolve_of(self, built: Built, of):
         if of is None:

@@ -367,3 +367,16 @@ def test_no_params_to_update(tmp_path, capsys):
     assert code == 0
     assert last_number(line_of(out, "df/da")) == 4.0 and last_number(line_of(out, "df/dc")) == 2.0  # c + 1, a
     assert "nothing is updated" in out and "Loss after the step" not in out
+
+
+@pytest.mark.parametrize("stem", ["%%SVG%%", "%%DATA%%", "%%TITLE%%", "<script>x<!--&"])
+def test_a_hostile_file_name_stays_plain_text_in_the_player(tmp_path, stem):
+    """The page's slots are filled in one pass: a file named like a slot is never read as one."""
+    model = tmp_path / f"{stem}.gdsl"
+    model.write_text((EXAMPLES / "one_neuron.gdsl").read_text())
+    out = tmp_path / "page.html"
+    assert main(["explain", str(model), "--format", "html", "-o", str(out)]) == 0
+    page = out.read_text()
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert "<svg" not in title and "<script" not in title and len(title) < 400
+    assert html.escape(stem, quote=False) in title or html.escape(stem) in title

@@ -91,7 +91,7 @@ def test_d2l_has_the_structure_of_figure_5_3_1():
 
 def test_values_and_gradients_are_those_of_eval_and_grad():
     m, vals = d2l(), d2l_values()
-    r = m.render(values=vals)
+    r = m.render(values=vals, labels="full")
     J = m.eval(vals)["J"]
     value, grads = m.grad(vals, of="J", wrt=["W1", "W2"])
     ann = r.annotations
@@ -118,10 +118,10 @@ def test_roles_have_colour_blind_safe_colours_and_a_legend():
 
 
 def test_anonymous_intermediates_have_stable_generated_names():
-    r1 = d2l().render(values=d2l_values())
-    r2 = d2l().render(values=d2l_values())
+    r1 = d2l().render(values=d2l_values(), labels="full")
+    r2 = d2l().render(values=d2l_values(), labels="full")
     assert r1.dot == r2.dot
-    assert '"%7" [label="(o\\ -\\ y)\\n%7\\ [q=3,\\ b=2]' in r1.dot
+    assert '"%7" [label="{(o\\ -\\ y)\\n%7\\ [q=3,\\ b=2]' in r1.dot
 
 
 def test_dot_does_not_depend_on_hash_seed():
@@ -139,11 +139,11 @@ def test_dot_does_not_depend_on_hash_seed():
 
 def test_no_values_no_grads_and_precision():
     m, vals = d2l(), d2l_values()
-    r = m.render(values=vals, show_values=False)
+    r = m.render(values=vals, show_values=False, labels="full")
     assert "=\\ [\\ 0.5" not in r.dot and "dJ/dW1\\ =" in r.dot
-    r = m.render(values=vals, show_grads=False)
+    r = m.render(values=vals, show_grads=False, labels="full")
     assert "dJ/dW1\\ =" not in r.dot and "=\\ [\\ 0.5" in r.dot
-    r = m.render(values=vals, precision=2)
+    r = m.render(values=vals, precision=2, labels="full")
     assert "J = 0.49" in r.dot
 
 
@@ -192,7 +192,7 @@ def test_structure_only_for_the_design_card_one_liner():
 
 
 def test_structure_only_when_inputs_are_missing_keeps_named_dims():
-    r = d2l().render()
+    r = d2l().render(labels="full")
     assert not r.annotations.evaluated
     assert "x\\ninput\\ [d=4,\\ b=?]" in r.dot
     assert any("no value for input `x`" in n for n in r.notes)
@@ -207,7 +207,7 @@ def test_errors_in_given_values_are_reported_not_hidden():
 # ---- views ---------------------------------------------------------------------------------------
 
 def test_backward_view_draws_the_adjoint_graph():
-    r = d2l().render(values=d2l_values(), view="backward")
+    r = d2l().render(values=d2l_values(), view="backward", expand="all")
     nodes = set(r.scene.nodes)
     assert {"dJ/dW1", "dJ/dW2", "dJ/dh", "dJ/dz"} <= nodes
     assert all(r.graph.nodes[n]["phase"] == "backward" for n in r.scene.backward)
@@ -281,7 +281,7 @@ def test_big_graphs_turn_compact_and_say_so(embedded):
     m = graphdsl.parse(chain(60), "chain.gdsl")
     r = m.render()
     assert len(r.scene.nodes) > 300 and r.scene.compact
-    assert "labels are compact" in r.dot
+    assert "compact labels" in r.dot
     assert '"w0" [label="w0 [2]", shape="box"' in r.dot
     svg = r.svg()
     assert svg.count('class="node"') >= len(r.scene.nodes)
@@ -325,7 +325,7 @@ def test_escaping_in_html_and_json(embedded, tmp_path):
         '<script type="application/json" id="graph-data">')
     block = page[start:page.index("</script>", start)]
     assert "<" not in block and ">" not in block
-    data = json.loads(block)
+    data = json.loads(block)["main"]
     assert any(WEIRD_TEXT.split("  [")[0] in d.get("call", "") for d in data.values())
     out = tmp_path / "weird.json"
     r.save(out)
@@ -403,15 +403,25 @@ def test_png_has_a_readable_dpi(embedded):
     w_pt, h_pt = backends.svg_size_pt(r.svg().encode())
     png = r.png()
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert abs(width - w_pt * backends.PNG_DPI / 72) < 3 and abs(height - h_pt * backends.PNG_DPI / 72) < 3
+    dpi = backends.png_dpi(w_pt, h_pt)
+    assert backends.MIN_PNG_DPI <= dpi <= backends.PNG_DPI
+    assert abs(width - w_pt * dpi / 72) < 3 and abs(height - h_pt * dpi / 72) < 3
+    assert width * height <= backends.PNG_BUDGET * 1.01 or dpi == backends.MIN_PNG_DPI
+    # small pictures get the full 150 dpi; a dpi asked for is used as it is
+    assert backends.png_dpi(300, 200) == backends.PNG_DPI and backends.png_dpi(9000, 9000, 72) == 72
+    assert backends.png_dpi(500, 25000) == backends.MIN_PNG_DPI
 
 
 def test_jupyter_mimebundle(embedded):
-    bundle = d2l().render(values=d2l_values())._repr_mimebundle_()
+    r = d2l().render(values=d2l_values())
+    bundle = r._repr_mimebundle_()
     assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+    assert bundle["text/html"].startswith('<iframe id="graphdsl-') and 'sandbox="allow-scripts"' in bundle["text/html"]
+    assert "image/png" not in bundle  # no PNG unless asked for
     import base64
 
-    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    r.notebook_formats += ("image/png",)
+    assert base64.b64decode(r._repr_mimebundle_()["image/png"]).startswith(b"\x89PNG")
     only_svg = d2l().render()._repr_mimebundle_(include={"image/svg+xml"})
     assert set(only_svg) == {"image/svg+xml", "text/plain"}
 

@@ -6,7 +6,7 @@ import time
 
 from .. import __version__
 from ..render import backends, format_of, render_model
-from ..render.dot import LABEL_MODES, VIEWS
+from ..render.dot import LABEL_MODES, RANKDIRS, VIEWS
 from .common import UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model
 
 FORMAT_CHOICES = ("svg", "png", "pdf", "dot", "html", "json")
@@ -26,18 +26,27 @@ def add_parsers(sub):
                    help="forward: the graph; backward: the adjoint graph reverse mode built; both: the forward "
                         "graph with the gradient flow as reversed dashed edges (default forward)")
     g.add_argument("--of", metavar="NAME", help="the scalar whose gradients are shown (default: the one output)")
+    g.add_argument("--wrt", metavar="NAMES",
+                   help="with --view backward: draw only the adjoints leading to these gradients, comma-separated "
+                        "(default: as grad, the params, or the inputs when there are none)")
     g.add_argument("--no-values", action="store_true", help="do not show values")
     g.add_argument("--no-grads", action="store_true", help="do not show gradients")
     g.add_argument("--precision", type=int, default=4, metavar="N", help="significant digits (default 4)")
     g.add_argument("--heat", action="store_true", help="colour variables by log10 |gradient|")
-    g.add_argument("--collapse", action="append", default=[], metavar="NAME",
-                   help="draw each call of def NAME as a single node (repeatable)")
+    g.add_argument("--collapse", action="append", nargs="?", const="all", default=[], metavar="NAME",
+                   help="draw each call of def NAME as a block (repeatable); alone: every def")
+    g.add_argument("--expand", action="append", default=[], metavar="NAME",
+                   help="never draw def NAME as a block (repeatable); `all`: no def is collapsed, even when the "
+                        "picture is large")
     g.add_argument("--focus", metavar="NODE", help="draw only the neighbourhood of NODE (a name or node id)")
     g.add_argument("--radius", type=int, default=2, metavar="K",
                    help="with --focus: how many operator steps away to draw (default 2)")
-    g.add_argument("--labels", choices=LABEL_MODES, default="auto",
-                   help="auto: compact above 300 nodes (default); full; compact")
-    g.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR", help="layout direction (default LR)")
+    g.add_argument("--detail", "--labels", dest="labels", choices=LABEL_MODES, default="auto",
+                   help="summary: one line for each value and gradient (full arrays on hover in .html); full: "
+                        "small arrays in full; compact: name and shape only; auto (default): summary, compact "
+                        "above 300 nodes")
+    g.add_argument("--rankdir", choices=RANKDIRS, default="auto",
+                   help="layout direction; auto (default): top to bottom unless the graph is much wider than deep")
     g.add_argument("--renderer", choices=backends.CHOICES, default=None,
                    help=f"system Graphviz, the embedded one, or auto (default: ${backends.ENV} or auto)")
     p.set_defaults(run=run_render)
@@ -67,7 +76,8 @@ def run_render(args, out) -> int:
     t0 = time.perf_counter()
     r = render_model(model, values=values, view=args.view, seed=args.seed, of=args.of,
                      show_values=not args.no_values, show_grads=not args.no_grads, precision=args.precision,
-                     heat=args.heat, collapse=tuple(args.collapse), focus=args.focus, radius=args.radius,
+                     heat=args.heat, collapse=tuple(args.collapse), expand=tuple(args.expand), wrt=args.wrt,
+                     focus=args.focus, radius=args.radius,
                      labels=args.labels, rankdir=args.rankdir, renderer=args.renderer)
     r.save(args.output, fmt, force=args.force)
     seconds = time.perf_counter() - t0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..render.html import inline_svg, script_json
+from ..render.html import fill, inline_svg, script_json
 from ..render.labels import esc_html
 from .layout import pieces
 from .numbers import num, shape_of
@@ -21,12 +21,12 @@ from .text import step_lines
 
 
 def player_page(walk, model, values=None, seed=0) -> str:
+    # every node drawn (no automatic blocks): each step highlights nodes by their ids
     picture = model.render(values=values, view="forward", seed=seed, show_values=False, show_grads=False,
-                           legend=False)
+                           legend=False, expand=("all",))
     title = f"Backpropagation step by step: {walk.name}"
-    return (TEMPLATE.replace("%%TITLE%%", esc_html(title))
-            .replace("%%DATA%%", script_json(player_steps(walk)))
-            .replace("%%SVG%%", inline_svg(picture.svg())))
+    return fill(TEMPLATE, {"TITLE": esc_html(title), "DATA": script_json(player_steps(walk)),
+                           "SVG": inline_svg(picture.svg())})
 
 
 def label(value) -> str:

@@ -15,6 +15,7 @@ import base64
 import os
 import time
 from collections import deque
+from dataclasses import replace
 
 
 from ..autodiff import gradients
@@ -24,7 +25,9 @@ from ..fileio import atomic_write, dumps
 from ..plan import Plan
 from . import backends
 from . import labels as L
-from .dot import Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
+from .blocks import called_defs
+from .dot import COMPACT_AT, Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
+from .measure import READABLE_PX, smallest_text_px
 
 __all__ = ["render_model", "Rendering", "Options", "FORMATS", "format_of"]
 
@@ -43,20 +46,52 @@ def format_of(path) -> str:
 
 
 def render_model(model, values: dict | None = None, view: str = "forward", seed: int = 0, *,
-                 of: str | None = None, show_values: bool = True, show_grads: bool = True, precision: int = 4,
-                 heat: bool = False, collapse=(), focus: str | None = None, radius: int = 2,
-                 labels: str = "auto", rankdir: str = "LR", legend: bool = True, title: str | None = None,
-                 renderer: str | None = None) -> "Rendering":
+                 of: str | None = None, wrt=None, show_values: bool = True, show_grads: bool = True,
+                 precision: int = 4, heat: bool = False, collapse=(), expand=(), focus: str | None = None,
+                 radius: int = 2, labels: str = "auto", rankdir: str = "auto", legend: bool = True,
+                 title: str | None = None, renderer: str | None = None) -> "Rendering":
+    """collapse: def names drawn as blocks ("all": every def); expand: never collapsed ("all": no automatic
+    collapsing). With the defaults, a picture whose text would be unreadable in a 900-px cell is redrawn
+    with its def calls as blocks, then with chains of blocks folded, then blocks with compact labels, then
+    folded with compact labels."""
     opts = Options(view=view, show_values=show_values, show_grads=show_grads, precision=int(precision),
-                   heat=heat, collapse=collapse, focus=focus, radius=int(radius), labels=labels, rankdir=rankdir,
-                   legend=legend, title=title)
+                   heat=heat, collapse=collapse, expand=expand, focus=focus, radius=int(radius), labels=labels,
+                   rankdir=rankdir, legend=legend, title=title, wrt=wrt)
     if renderer is not None:
         backends.choice(renderer)
     t0 = time.perf_counter()
     graph, ann = annotate(model, values, seed, opts, of)
-    sc = scene(graph, ann, opts)
-    text = to_dot(graph, ann, opts, sc)
-    return Rendering(text, graph, ann, opts, sc, renderer, time.perf_counter() - t0)
+    best = None
+    steps = list(readability_steps(graph, opts))
+    if len(steps) > 1 and len(scene(graph, ann, opts).nodes) > COMPACT_AT:
+        steps = steps[-1:]  # too big to lay out several times (dot takes minutes): the smallest at once
+    for step in steps:
+        sc = scene(graph, ann, step)
+        r = Rendering(to_dot(graph, ann, step, sc), graph, ann, step, sc, renderer)
+        px = r.smallest_text_px()
+        if best is None or px > best[0]:
+            best = (px, r)
+        if px >= READABLE_PX:
+            break
+    r = best[1]
+    r.seconds = time.perf_counter() - t0
+    return r
+
+
+def readability_steps(graph, opts: Options):
+    """The options to try in turn until the text is readable: as asked, then blocks, folded, compact."""
+    yield opts
+    automatic = opts.labels == "auto" and not opts.collapse and opts.focus is None and "all" not in opts.expand
+    if not automatic:
+        return
+    defs = called_defs(graph)
+    if set(defs) - set(opts.expand):
+        yield replace(opts, collapse=("all",))
+        yield replace(opts, collapse=("all",), fold=True)
+        yield replace(opts, collapse=("all",), labels="compact")  # every call still seen, values on hover
+        yield replace(opts, collapse=("all",), fold=True, labels="compact")
+    else:
+        yield replace(opts, labels="compact")
 
 
 # ---- values and gradients -------------------------------------------------------------------------
@@ -78,7 +113,7 @@ def annotate(model, values, seed: int, opts: Options, of: str | None):
     g = built.graph
     ann = _base_annotations(model, built, notes)
     if want_adjoints:
-        _adjoints(model, built, ann, of, notes)
+        _adjoints(model, built, ann, of, notes, opts.wrt)
     if not want_numbers and opts.view == "forward":
         return g, ann
     try:
@@ -109,7 +144,7 @@ def _base_annotations(model, built, notes) -> Annotations:
                        source_name=os.path.basename(model.source.name) or model.source.name)
 
 
-def _adjoints(model, built, ann: Annotations, of, notes) -> None:
+def _adjoints(model, built, ann: Annotations, of, notes, wrt=None) -> None:
     """Build d(of)/dv for every variable of reaches (reverse mode adds the nodes to the graph)."""
     try:
         target = model._resolve_of(built, of)
@@ -131,6 +166,7 @@ def _adjoints(model, built, ann: Annotations, of, notes) -> None:
     g = built.graph
     ann.of = target
     ann.of_name = g.nodes[target].get("name") or target
+    ann.wrt = tuple(model.wrt_nodes(built, wrt))
     ann.adjoints = dict(g.graph["adjoints"][target])
     ann.notes = tuple(notes)
 
@@ -142,7 +178,7 @@ def _symbolic(model, opts: Options, of, notes):
         built = build(model.program, model.source, dims=model.dim_overrides, strict=model.strict, max_ops=None)
     ann = _base_annotations(model, built, notes)
     if opts.view != "forward":
-        _adjoints(model, built, ann, of, notes)
+        _adjoints(model, built, ann, of, notes, opts.wrt)
         if not ann.adjoints:
             notes.append("the forward graph is drawn instead" if opts.view == "backward" else
                          "no gradient flow to draw")
@@ -188,6 +224,7 @@ class Rendering:
         self.renderer = renderer
         self.seconds = seconds
         self._svg: bytes | None = None
+        self.notebook_formats: tuple = ("text/html", "image/svg+xml")  # what a notebook is given
 
     @property
     def notes(self) -> list[str]:
@@ -195,6 +232,13 @@ class Rendering:
         if self.scene.compact:
             out.append(f"{len(self.scene.nodes)} nodes: compact labels")
         return out
+
+    def smallest_text_px(self) -> float:
+        """The smallest text in pixels when the SVG is fit to a 900-px cell (inf if nothing can draw it)."""
+        try:
+            return smallest_text_px(self.svg())
+        except GraphDSLError:
+            return float("inf")
 
     def backend(self, fmt: str = "svg") -> str:
         return backends.which(fmt, self.renderer)
@@ -204,9 +248,12 @@ class Rendering:
             self._svg = backends.render(self.dot, "svg", self.renderer)
         return self._svg.decode("utf-8")
 
-    def png(self, dpi: int = backends.PNG_DPI) -> bytes:
+    def png(self, dpi: int | None = None) -> bytes:
+        """The picture at dpi, or by default at 150 dpi within a pixel budget (lower for big pictures).
+        From the SVG's layout: rasterised by resvg, or redrawn by the system `dot` (faster than resvg)."""
+        self.svg()
+        dpi = backends.png_dpi(*backends.svg_size_pt(self._svg), dpi)
         if backends.which("png", self.renderer) == "embedded":
-            self.svg()
             return backends.rasterise(self._svg, dpi)
         return backends.render(self.dot, "png", self.renderer, dpi)
 
@@ -235,7 +282,17 @@ class Rendering:
     def html(self) -> str:
         from .html import page
 
-        return page(self.svg(), self._hover_data(), self._title(), self._subtitle())
+        return page(self.svg(), self._hover_data(), self._title(), self._subtitle(), self._expanded())
+
+    def _expanded(self):
+        """(svg, hover data) of the same picture with every block expanded, when blocks are drawn."""
+        if not self.scene.call_nodes:
+            return None
+        opts = replace(self.options, collapse=(), fold=False, expand=("all",))
+        sc = scene(self.graph, self.annotations, opts)
+        full = Rendering(to_dot(self.graph, self.annotations, opts, sc), self.graph, self.annotations, opts, sc,
+                         self.renderer)
+        return full.svg(), full._hover_data()
 
     def _title(self) -> str:
         return f"{self.options.title or self.annotations.source_name or 'graphdsl'} · {self.options.view} view"
@@ -244,35 +301,9 @@ class Rendering:
         return " · ".join(self.annotations.notes)
 
     def _hover_data(self) -> dict:
-        g, ann = self.graph, self.annotations
-        out = {}
-        for item in self.data(full_values=False)["nodes"]:
-            n = item["id"]
-            if item["kind"] == "call":
-                out[n] = {"title": item.get("text") or item["call"], "kind": "def call (collapsed)",
-                          "call": item["call"], "id": n}
-                continue
-            data = g.nodes[n]
-            entry = {"title": L.var_title(n, data) if data["kind"] == "var" else
-                     (data.get("attrs", {}).get("func") or data.get("op")),
-                     "kind": "variable" if data["kind"] == "var" else "operator", "id": n,
-                     "role": data.get("role"), "name": data.get("name"), "text": data.get("text"),
-                     "op": item.get("op") and (item["op"] + (f" ({item['attrs']})" if item.get("attrs") else "")),
-                     "call": " › ".join(ann.call_text.get(c, c) + f" [{c}]" for c in item.get("call", [])) or None}
-            if data["kind"] == "var":
-                entry["shape"] = item.get("shape_text")
-            if "line" in item:
-                entry["where"] = f"{ann.source_name}:{item['line']}:{item['col']}"
-            if item.get("adjoint_of"):
-                entry["adjoint"] = ", ".join(L.grad_name(ann.of_name or "J", p, g.nodes[p])
-                                             for p in item["adjoint_of"])
-            if "value" in item:
-                entry["value"] = item["value"]
-            if "grad" in item:
-                entry["grad"] = item["grad"] if item["grad"] is not None else "— (not computed)"
-                entry["grad_name"] = L.grad_name(ann.of_name or "J", n, data)
-            out[n] = {k: v for k, v in entry.items() if v is not None}
-        return out
+        from .hover import hover_data
+
+        return hover_data(self.graph, self.annotations, self.scene, self.data(full_values=False)["nodes"])
 
     def render(self, fmt: str) -> bytes:
         if fmt == "dot":
@@ -299,17 +330,21 @@ class Rendering:
         return os.fspath(path)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        """text/html (the interactive viewer, in a sandboxed iframe) and image/svg+xml for front ends without
+        JavaScript; image/png only when asked for (`r.notebook_formats += ("image/png",)`)."""
+        from .notebook import iframe
+
         bundle = {"text/plain": repr(self)}
         try:
-            bundle["image/svg+xml"] = self.svg()
+            svg = self.svg()
+            if "text/html" in self.notebook_formats:
+                bundle["text/html"] = iframe(self.html(), svg, self._title())
+            if "image/svg+xml" in self.notebook_formats:
+                bundle["image/svg+xml"] = svg
+            if "image/png" in self.notebook_formats:
+                bundle["image/png"] = base64.b64encode(self.png(dpi=96)).decode("ascii")
         except GraphDSLError as err:
             bundle["text/plain"] += "\n" + err.format()
-            return bundle
-        if backends.can_png(self.renderer):
-            try:
-                bundle["image/png"] = base64.b64encode(self.png(dpi=96)).decode("ascii")
-            except GraphDSLError:
-                pass
         if include:
             bundle = {k: v for k, v in bundle.items() if k in include or k == "text/plain"}
         if exclude:

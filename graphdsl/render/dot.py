@@ -16,10 +16,16 @@ import numpy as np
 from ..diagnostics import Diagnostic, GraphDSLError, suggest
 from . import labels as L
 from . import theme as T
+from .blocks import collapse_calls
+from .layout import choose_rankdir, contract_gradient_sums, inline_literals, split_auxiliary
+from .words import BackwardNames, op_text, with_literals
 
 VIEWS = ("forward", "backward", "both")
-LABEL_MODES = ("auto", "full", "compact")
+LABEL_MODES = ("auto", "summary", "full", "compact")
+RANKDIRS = ("auto", "TB", "LR", "BT", "RL")
 COMPACT_AT = 300  # drawn nodes above which labels turn compact by themselves
+LEGEND_TIES = 4  # invisible edges that put the legend after the graph
+ON_NODE = 12  # an anonymous value's gradient on its own node: dJ/d(o - y) up to this many characters
 
 
 @dataclass(frozen=True)
@@ -29,11 +35,14 @@ class Options:
     show_grads: bool = True  # show d(of)/dv on variables
     precision: int = 4  # significant digits
     heat: bool = False  # fill variables by log10 |gradient|
-    collapse: tuple = ()  # def names whose calls are drawn as single nodes
+    collapse: tuple = ()  # def names whose calls are drawn as blocks ("all": every def)
+    fold: bool = False  # also fold chains of calls of one def into one block `f ×N`
+    expand: tuple = ()  # def names never collapsed ("all": none)
+    wrt: tuple | None = None  # the backward view draws the adjoints leading to these (default: as grad)
     focus: str | None = None  # draw only this node's neighbourhood...
     radius: int = 2  # ...of this many operator steps
-    labels: str = "auto"  # auto | full | compact
-    rankdir: str = "LR"
+    labels: str = "auto"  # auto (summary, compact when big) | summary | full | compact
+    rankdir: str = "auto"  # auto: from the graph's shape
     legend: bool = True
     title: str | None = None
 
@@ -46,10 +55,14 @@ class Options:
             raise ValueError(f"precision must be between 1 and 17, not {self.precision}")
         if int(self.radius) < 0:
             raise ValueError(f"radius must be 0 or more, not {self.radius}")
-        if self.rankdir not in ("LR", "TB", "RL", "BT"):
-            raise ValueError(f"rankdir must be LR, TB, RL or BT, not {self.rankdir!r}")
+        if self.rankdir not in RANKDIRS:
+            raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {self.rankdir!r}")
         collapse = (self.collapse,) if isinstance(self.collapse, str) else tuple(self.collapse or ())
         object.__setattr__(self, "collapse", collapse)
+        expand = (self.expand,) if isinstance(self.expand, str) else tuple(self.expand or ())
+        object.__setattr__(self, "expand", expand)
+        if isinstance(self.wrt, str):
+            object.__setattr__(self, "wrt", tuple(w.strip() for w in self.wrt.split(",") if w.strip()))
 
 
 @dataclass
@@ -65,6 +78,7 @@ class Annotations:
     notes: tuple = ()  # lines for the legend (why something is missing, ...)
     call_text: dict = field(default_factory=dict)  # call label -> source text of the call ("phi(z)")
     source_name: str | None = None
+    wrt: tuple = ()  # forward var ids whose gradients the backward view leads to (empty: every one)
 
 
 @dataclass
@@ -74,12 +88,19 @@ class Scene:
     edges: list  # (u, v, style) with style forward | backward | ghost | gradient
     cluster: dict  # id -> tuple of call labels (its cluster path)
     call_nodes: dict = field(default_factory=dict)  # synthetic id -> call label
+    folded: dict = field(default_factory=dict)  # synthetic id -> the call labels it folds (2 or more)
+    absorbed: dict = field(default_factory=dict)  # synthetic id -> params drawn inside the block
     members: dict = field(default_factory=dict)  # synthetic id -> hidden node ids
     focus: str | None = None
     backward: set = field(default_factory=set)  # nodes of the adjoint graph
     adjoint_names: dict = field(default_factory=dict)  # adjoint var id -> primal var ids
     compact: bool = False
     total: int = 0  # nodes in the view before focus
+    rankdir: str = "TB"
+    refs: dict = field(default_factory=dict)  # reference node id -> the auxiliary variable it stands for
+    inlined: dict = field(default_factory=dict)  # op id -> {argument position: literal text} drawn in its circle
+    sums: dict = field(default_factory=dict)  # adjoint id -> how many parts are summed into it (drawn as edges)
+    names: object = None  # BackwardNames: titles of the backward view's values
 
 
 # ---- choosing what to draw -------------------------------------------------------------------
@@ -111,7 +132,8 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
     for var, adj in ann.adjoints.items():
         adjoint_names.setdefault(adj, []).append(var)
     if opts.view == "backward" and ann.adjoints:
-        targets = [a for a in dict.fromkeys(ann.adjoints.values()) if a in g]
+        wanted = [ann.adjoints[w] for w in ann.wrt if w in ann.adjoints] if ann.wrt else ann.adjoints.values()
+        targets = [a for a in dict.fromkeys(wanted) if a in g]
         backward = _upstream(g, targets) - fwd
         ghosts = {a for a in targets if a in fwd}
         for n in backward:
@@ -131,14 +153,37 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
     cluster = {n: tuple(g.nodes[n].get("call") or ()) for n in nodes}
     sc = Scene(nodes, kind, edges, cluster, backward=backward, adjoint_names=adjoint_names)
     if opts.collapse:
-        _collapse(g, sc, opts.collapse, ann)
+        collapse_calls(g, sc, opts.collapse, ann, expand=opts.expand, fold=opts.fold)
     sc.total = len(sc.nodes)
     if opts.focus is not None:
         _focus(g, sc, opts.focus, opts.radius)
     if opts.view == "both":
         sc.edges = sc.edges + _gradient_edges(g, sc, ann)
     sc.compact = opts.labels == "compact" or (opts.labels == "auto" and len(sc.nodes) > COMPACT_AT)
+    sc.rankdir = choose_rankdir(sc) if opts.rankdir == "auto" else opts.rankdir
+    inline_literals(g, sc)
+    if sc.call_nodes and sc.backward:
+        contract_gradient_sums(g, sc)
+    split_auxiliary(g, sc)
+    _place_ghosts(sc)
+    sc.names = BackwardNames(g, sc, ann)
     return sc
+
+
+def _place_ghosts(sc: Scene) -> None:
+    """A forward value read by the backward pass sits in the innermost cluster holding all its readers."""
+    readers: dict = {}
+    for u, v, _ in sc.edges:
+        if sc.kind.get(u) == "ghost":
+            readers.setdefault(u, []).append(sc.cluster.get(v, ()))
+    for n, paths in readers.items():
+        common = paths[0]
+        for path in paths[1:]:
+            k = 0
+            while k < min(len(common), len(path)) and common[k] == path[k]:
+                k += 1
+            common = common[:k]
+        sc.cluster[n] = common
 
 
 def _gradient_edges(g, sc: Scene, ann: Annotations) -> list:
@@ -151,67 +196,6 @@ def _gradient_edges(g, sc: Scene, ann: Annotations) -> list:
         if var in ann.adjoints:
             out.append((v, u, "gradient"))
     return out
-
-
-def _collapse(g, sc: Scene, names, ann: Annotations) -> None:
-    calls = g.graph.get("calls", {})
-    defs = sorted({c["def"] for c in calls.values()})
-    for name in names:
-        if name not in defs:
-            near = suggest(name, defs)
-            raise GraphDSLError(Diagnostic(
-                "E101", f"--collapse `{name}`: no def of that name is called in the model",
-                help=(f"did you mean `{near}`?",) if near else
-                (f"defs called: {', '.join(defs)}" if defs else "the model calls no def",)))
-    wanted = set(names)
-    inside: dict = {}  # node -> the collapsed call path it sits in
-    for n in sc.nodes:
-        path = sc.cluster[n]
-        for i, label in enumerate(path):
-            if calls.get(label, {}).get("def") in wanted:
-                inside[n] = path[: i + 1]
-                break
-    if not inside:
-        return
-    succ: dict = {}
-    for u, v, _ in sc.edges:
-        succ.setdefault(u, []).append(v)
-    hidden: dict = {}
-    for n, path in inside.items():
-        data = g.nodes[n]
-        keep = sc.kind[n] != "op" and (data.get("role") == "output" or n == ann.of or
-                                       any(inside.get(v) != path for v in succ.get(n, ())))
-        if keep:
-            sc.cluster[n] = path[:-1]
-        else:
-            hidden[n] = "call:" + path[-1]
-    order: list = []
-    for n in sc.nodes:
-        rep = hidden.get(n)
-        if rep is None:
-            order.append(n)
-        elif rep not in sc.kind:
-            label = rep[len("call:"):]
-            sc.kind[rep] = "call"
-            sc.call_nodes[rep] = label
-            sc.cluster[rep] = inside[n][:-1]
-            order.append(rep)
-        if rep is not None:
-            sc.members.setdefault(rep, []).append(n)
-    edges, seen = [], set()
-    for u, v, style in sc.edges:
-        a, b = hidden.get(u, u), hidden.get(v, v)
-        if a == b:
-            continue
-        if a != u or b != v:
-            if (a, b, style) in seen:
-                continue
-            seen.add((a, b, style))
-        edges.append((a, b, style))
-    sc.nodes, sc.edges = order, edges
-    for n in hidden:
-        sc.kind.pop(n, None)
-        sc.cluster.pop(n, None)
 
 
 def resolve_node(g, sc: Scene, name: str) -> str:
@@ -323,6 +307,11 @@ def _heat_fill(value, rng) -> tuple[str, bool] | None:
     return T.HEAT[k], k >= T.HEAT_DARK
 
 
+def _detail(opts: Options) -> str:
+    """Values in full (small arrays as matrices) only when asked; else one line each."""
+    return "full" if opts.labels == "full" else "summary"
+
+
 def _var_style(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> dict:
     data = g.nodes[n]
     if sc.kind[n] == "ghost":
@@ -347,16 +336,19 @@ def _var_style(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> di
 
 def _node_attrs(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> dict:
     kind = sc.kind[n]
+    if kind == "ref":
+        return _ref_attrs(g, sc.refs[n], sc, ann)
     if kind == "call":
-        label = sc.call_nodes[n]
-        return {"label": L.esc_text(label.split("#")[0]) + "\\n" + L.esc_text(label), "fontname": T.FONT,
-                **T.CALL_STYLE}
+        return _block_attrs(g, n, sc, ann, opts)
     data = g.nodes[n]
     if kind == "op":
         style = T.BACKWARD_OP if n in sc.backward else (T.OPAQUE_STYLE if data.get("op") == "opaque"
                                                         else T.OP_STYLE)
-        size = "14" if len(L.op_symbol(data)) <= 2 and not L.op_detail(data) else "10"
-        return {"label": L.op_label(data), "fontname": T.FONT, **style, "fontsize": size}
+        symbol, detail = op_text(g, n)
+        symbol = with_literals(symbol, sc.inlined.get(n), g.in_degree(n))
+        size = "14" if len(symbol) <= 2 and not detail else "10"
+        label = L.esc_text(symbol) + ("\\n" + L.esc_text(detail) if detail else "")
+        return {"label": label, "fontname": T.FONT, **style, "fontsize": size}
     show_values = opts.show_values and ann.evaluated
     value = ann.values.get(n) if show_values else None
     if L.is_literal(data) or data.get("dim"):
@@ -375,33 +367,80 @@ def _node_attrs(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> d
             attrs.update(color=T.GHOST_STYLE["color"], fontcolor=T.GHOST_STYLE["fontcolor"])
         return attrs
     style = _var_style(g, n, sc, ann, opts, heat_rng)
+    title = sc.names.title(n) if n in sc.backward else None
     if sc.compact:
-        return {"label": L.var_compact(n, data), "shape": "box", "fontname": T.MONO, "fontsize": "10",
+        text = f"{title} {L.shape_text(data)}" if title else f"{L.var_title(n, data)} {L.shape_text(data)}"
+        return {"label": L.esc_text(text), "shape": "box", "fontname": T.MONO, "fontsize": "10",
                 "margin": "0.06,0.03", **style}
     role = data.get("role", "intermediate")
     if kind == "ghost":
         fields, bad = L.var_fields(n, data, role_text="forward", value=value, show_value=show_values,
-                                   precision=opts.precision)
+                                   precision=opts.precision, detail=_detail(opts))
     elif n in sc.backward:
         primals = sc.adjoint_names.get(n, [])
         extra = None
         if primals:
             names = [L.grad_name(ann.of_name or "J", p, g.nodes[p]) for p in primals]
-            shown = [x for x in names if x != L.var_title(n, data)]
+            shown = [x for x in dict.fromkeys(names) if x != title]
             if shown:
                 extra = "= " + ", ".join(shown[:3]) + (f" (+{len(shown) - 3})" if len(shown) > 3 else "")
+        if n in sc.sums:
+            extra = (extra + ", " if extra else "") + f"the sum of {sc.sums[n]} parts"
         fields, bad = L.var_fields(n, data, role_text="", value=value, show_value=show_values,
-                                   precision=opts.precision, extra=extra)
+                                   precision=opts.precision, extra=extra, detail=_detail(opts), title=title)
     else:
         show_grad = opts.show_grads and ann.evaluated and ann.of is not None
         fields, bad = L.var_fields(n, data, role_text="" if role == "intermediate" else role, value=value,
-                                   grad=_grad_value(n, sc, ann), grad_label=L.grad_name(ann.of_name or "J", n, data),
-                                   show_value=show_values, show_grad=show_grad, precision=opts.precision)
-    attrs = {"label": L.record(fields, opts.rankdir), "shape": "record", "fontname": T.MONO, "fontsize": "10",
+                                   grad=_grad_value(n, sc, ann), grad_label=L.grad_name(ann.of_name or "J", n, data, ON_NODE),
+                                   show_value=show_values, show_grad=show_grad, precision=opts.precision,
+                                   detail=_detail(opts))
+    attrs = {"label": L.record(fields, sc.rankdir), "shape": "record", "fontname": T.MONO, "fontsize": "10",
              **style}
     if bad:  # NaN or Inf: flagged in red, border and text
         attrs.update(color=T.BAD, fontcolor=T.BAD, penwidth="3")
     return attrs
+
+
+def block_title(n, sc: Scene, ann: Annotations) -> str:
+    """`cell(xs[1], h1)  [cell#2]`, or `cell ×3  [cell#1 … cell#3]` for a folded chain."""
+    label = sc.call_nodes[n]
+    folded = sc.folded.get(n)
+    if folded:
+        return f"{label.split('#')[0]} ×{len(folded)}  [{folded[0]} … {folded[-1]}]"
+    text = ann.call_text.get(label)
+    return f"{L.one_line(text, 40)}  [{label}]" if text else label
+
+
+def _block_attrs(g, n, sc: Scene, ann: Annotations, opts: Options) -> dict:
+    """A collapsed call: its title, how much it hides, and the params drawn inside it with their gradients."""
+    hidden_ops = sum(1 for m in sc.members.get(n, ()) if g.nodes[m]["kind"] == "op")
+    fields = [[(block_title(n, sc, ann), "n"), (f"{hidden_ops} operations inside", "n")]]
+    show_grad = opts.show_grads and ann.evaluated and ann.of is not None and n not in sc.backward
+    for p in sc.absorbed.get(n, ()):
+        data = g.nodes[p]
+        line = f"{L.var_title(p, data)} {L.shape_text(data)}"
+        adj = ann.adjoints.get(p)
+        if show_grad and sc.kind.get(p) != "ghost" and adj in ann.values:
+            line += f"  {L.grad_name(ann.of_name or 'J', p, data)} = " + \
+                L.summary_line(ann.values[adj], opts.precision)[0]
+        fields.append([(line, "l")])
+    return {"label": L.record(fields, sc.rankdir), "shape": "Mrecord", "fontname": T.MONO, "fontsize": "10",
+            **T.CALL_STYLE}
+
+
+def _ref_attrs(g, n, sc: Scene, ann: Annotations) -> dict:
+    """A small reference to an auxiliary variable drawn in full at its first use."""
+    data = g.nodes[n]
+    if L.is_literal(data) or data.get("dim"):
+        text = L.literal_label(data, 4) if L.is_literal(data) else data["dim"]
+    else:
+        text = L.var_title(n, data)
+    style = dict(T.GHOST_STYLE) if sc.kind.get(n) == "ghost" else \
+        dict(T.ROLE_STYLE.get(data.get("role"), T.ROLE_STYLE["intermediate"]))
+    style.pop("peripheries", None)
+    style["style"] = "filled,dashed"
+    return {"label": L.esc_text(text), "shape": "box", "fontname": T.MONO, "fontsize": "10",
+            "margin": "0.05,0.02", "height": "0.25", "width": "0.3", **style, "penwidth": "1.0"}
 
 
 def _cluster_label(label: str, ann: Annotations, backward: bool) -> str:
@@ -418,64 +457,88 @@ def _title(sc: Scene, ann: Annotations, opts: Options) -> str:
         head += f" · {ann.of_name} = {L.fmt_number(np.ravel(ann.values[ann.of])[0], opts.precision)}"
     notes = list(ann.notes)
     if sc.compact:
-        notes.append(f"{len(sc.nodes)} nodes: labels are compact (name and shape); draw details with "
-                     "--focus NODE --radius K, or hover in the .html output")
+        notes.append("compact labels: values on hover in .html, or --focus NODE")
     if sc.focus is not None:
         steps = "operator step" if opts.radius == 1 else "operator steps"
         notes.append(f"focus: {len(sc.nodes)} of {sc.total} nodes within {opts.radius} {steps} of {sc.focus}")
     return "".join(L.esc_text(line) + "\\l" for line in [head] + notes)
 
 
-def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set) -> list[str]:
-    """A cluster of sample nodes, one per role and mark, in one rank after the graph's last nodes.
+def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set, rankdir: str) -> list[str]:
+    """A cluster of sample nodes after the graph's last nodes: one row of roles and marks, one of heat.
 
-    Invisible edges from the sinks put the legend's rank after them (to the right in
-    LR); invisible edges within the rank keep its items in order.
+    Invisible edges from the sinks put the legend after them; invisible edges within
+    a row keep its items in reading order, and from row to row stack the rows.
     """
-    items = []
+    marks = []
+    heat = opts.heat and heat_rng is not None
     for role, style in T.ROLE_STYLE.items():
         if role not in roles:
             continue
-        items.append((f"legend:{role}", {"label": L.esc_text(T.ROLE_LABEL[role]), "shape": "box", **style}))
-    items.append(("legend:op", {"label": "op", **T.OP_STYLE, "fontsize": "9", "width": "0.4"}))
+        if heat:  # the fill is the heat colour: the role is the border
+            style = {**style, "fillcolor": "#FFFFFF"}
+        marks.append((f"legend:{role}", {"label": L.esc_text(T.ROLE_LABEL[role]), "shape": "box", **style}))
+    marks.append(("legend:op", {"label": "op", **T.OP_STYLE, "fontsize": "10", "width": "0.4"}))
     if has_calls:
-        items.append(("legend:call", {"label": "def call", "shape": "box", "style": "rounded,dashed",
+        marks.append(("legend:call", {"label": "def call", "shape": "box", "style": "rounded,dashed",
                                       "color": T.GREEN, "fontcolor": T.GREEN}))
     if opts.view == "both":
-        items.append(("legend:gradient", {"label": "<- - gradient flow", "shape": "plaintext",
+        marks.append(("legend:gradient", {"label": "<- - gradient flow", "shape": "plaintext",
                                           "fontcolor": T.VERMILLION}))
     if opts.view == "backward":
-        items.append(("legend:adjoint", {"label": "adjoint", "shape": "box", "style": "filled",
+        marks.append(("legend:adjoint", {"label": "adjoint", "shape": "box", "style": "filled",
                                          "fillcolor": T.ADJOINT_FILL, "color": T.VERMILLION}))
-        items.append(("legend:ghost", {"label": "forward value read", "shape": "box", **T.GHOST_STYLE}))
-    if opts.heat and heat_rng is not None:
-        lo, hi = heat_rng
-        for k, colour in enumerate(T.HEAT):
-            text = f"|grad| 1e{lo}" if k == 0 else (f"1e{hi}" if k == len(T.HEAT) - 1 else " ")
-            items.append((f"legend:heat{k}", {"label": L.esc_text(text), "shape": "box", "style": "filled",
-                                              "fillcolor": colour, "color": "#888888",
-                                              "fontcolor": "#FFFFFF" if k >= T.HEAT_DARK else T.TEXT}))
+        marks.append(("legend:ghost", {"label": "forward value read", "shape": "box", **T.GHOST_STYLE}))
+    rows = [marks]
+    if heat:
+        rows.append(_heat_swatches(heat_rng))
     out = ["  subgraph \"cluster_legend\" {",
-           '    graph [label="legend", style="rounded", color="#BBBBBB", fontcolor="#555555", fontsize="9", '
+           '    graph [label="legend", style="rounded", color="#BBBBBB", fontcolor="#555555", fontsize="10", '
            'margin="6"];',
-           f'    node [fontname="{T.FONT}", fontsize="9", height="0.25", margin="0.1,0.02"];']
-    for nid, attrs in items:
-        out.append(f"    {L.quote_id(nid)} [{_attrs(attrs)}];")
-    out.append("    {rank=same; " + " ".join(L.quote_id(nid) + ";" for nid, _ in items) + "}")
-    for (a, _), (b, _) in zip(items, items[1:]):  # within a rank in LR, an edge's head is drawn above
-        out.append(f'    {L.quote_id(b)} -> {L.quote_id(a)} [style="invis"];')
+           f'    node [fontname="{T.FONT}", fontsize="10", height="0.25", margin="0.1,0.02"];']
+    across = rankdir in ("LR", "RL")  # within a rank in LR, an edge's head is drawn above its tail
+    for row in rows:
+        for nid, attrs in row:
+            out.append(f"    {L.quote_id(nid)} [{_attrs(attrs)}];")
+        out.append("    {rank=same; " + " ".join(L.quote_id(nid) + ";" for nid, _ in row) + "}")
+        for (a, _), (b, _) in zip(row, row[1:]):
+            first, second = (b, a) if across else (a, b)
+            out.append(f'    {L.quote_id(first)} -> {L.quote_id(second)} [style="invis"];')
+    for upper, lower in zip(rows, rows[1:]):
+        out.append(f'    {L.quote_id(upper[0][0])} -> {L.quote_id(lower[0][0])} [style="invis"];')
     out.append("  }")
-    for n in sinks:
-        out.append(f'  {L.quote_id(n)} -> {L.quote_id(items[0][0])} [style="invis"];')
+    for n in sinks[-LEGEND_TIES:]:  # the last sinks are the deepest; more ties only slow the layout
+        out.append(f'  {L.quote_id(n)} -> {L.quote_id(marks[0][0])} [style="invis"];')
     return out
+
+
+def _heat_swatches(heat_rng) -> list:
+    """One labelled swatch per heat class: the smallest gradient norm it holds."""
+    lo, hi = heat_rng
+    items = [("legend:heat", {"label": "fill: |gradient| ≥", "shape": "plaintext"})]
+    for k, colour in enumerate(T.HEAT):
+        edge = lo + (hi - lo) * k / len(T.HEAT)
+        items.append((f"legend:heat{k}", {"label": L.esc_text(f"{10 ** edge:.0e}"), "shape": "box",
+                                          "style": "filled", "fillcolor": colour, "color": "#888888",
+                                          "fontcolor": "#FFFFFF" if k >= T.HEAT_DARK else T.TEXT}))
+    items.append(("legend:heatnone", {"label": "no gradient", "shape": "box", "style": "filled",
+                                      "fillcolor": T.NO_GRAD_FILL, "color": "#888888"}))
+    return items
+
+
+def _is_leaf(g, sc: Scene, n) -> bool:
+    """A value the program starts from (input, param, const, a reference to one): it hangs beside the chain."""
+    if sc.kind.get(n) == "ref":
+        return True
+    return sc.kind.get(n) == "var" and g.nodes[n].get("role") in ("input", "param", "const")
 
 
 def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
     sc = sc or scene(g, ann, opts)
     heat_rng = _heat_range(sc, ann) if opts.heat and ann.evaluated else None
     out = ["digraph graphdsl {",
-           f'  graph [rankdir="{opts.rankdir}", fontname="{T.FONT}", fontsize="12", nodesep="0.25", '
-           f'ranksep="0.4", newrank="true", labelloc="t", labeljust="l", bgcolor="#FFFFFF", pad="0.2", '
+           f'  graph [rankdir="{sc.rankdir}", fontname="{T.FONT}", fontsize="12", nodesep="0.18", '
+           f'ranksep="0.35", newrank="true", labelloc="t", labeljust="l", bgcolor="#FFFFFF", pad="0.2", '
            f"label={L.dot_string(_title(sc, ann, opts))}];",
            f'  node [fontname="{T.FONT}", fontsize="11", fontcolor="{T.TEXT}"];',
            f'  edge [fontname="{T.FONT}", color="{T.EDGE}", arrowsize="0.7"];']
@@ -512,10 +575,12 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
         sinks = [n for n in sc.nodes if n not in has_out]
         roles = {g.nodes[n].get("role") for n in sc.nodes if sc.kind[n] == "var" and n not in sc.backward}
         roles |= {g.nodes[p].get("role") for n in sc.nodes if n in sc.backward for p in sc.adjoint_names.get(n, ())}
-        out.extend(_legend(opts, heat_rng, any(sc.cluster.get(n) for n in sc.nodes), sinks, roles))
+        out.extend(_legend(opts, heat_rng, any(sc.cluster.get(n) for n in sc.nodes), sinks, roles, sc.rankdir))
     styles = {"forward": {}, "backward": T.BACKWARD_EDGE, "ghost": T.GHOST_EDGE, "gradient": T.GRADIENT_EDGE}
     for u, v, style in sc.edges:
         attrs = styles[style]
+        if style == "forward" and not _is_leaf(g, sc, u):
+            attrs = T.CHAIN_EDGE
         tail = f" [{_attrs(attrs)}]" if attrs else ""
         out.append(f"  {L.quote_id(u)} -> {L.quote_id(v)}{tail};")
     out.append("}")
@@ -532,7 +597,11 @@ def scene_data(g, ann: Annotations, opts: Options, sc: Scene, full_values: bool 
         if kind == "call":
             label = sc.call_nodes[n]
             nodes.append({"id": n, "kind": "call", "call": label, "text": ann.call_text.get(label),
-                          "members": sc.members.get(n, [])})
+                          "title": block_title(n, sc, ann), "folds": sc.folded.get(n, [label]),
+                          "params": sc.absorbed.get(n, []), "members": sc.members.get(n, [])})
+            continue
+        if kind == "ref":
+            nodes.append({"id": n, "kind": "ref", "ref": sc.refs[n]})
             continue
         data = g.nodes[n]
         item = {"id": n, "kind": data["kind"], "drawn_as": kind}

@@ -21,7 +21,7 @@ FULL_MAX_AXIS = 4
 TEXT_LIMIT = 36  # characters of an anonymous expression's source text on a node
 
 # operator symbols as drawn (the registry's symbols are ASCII for the parser's sake)
-SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "pow": "^", "matmul": "@", "neg": "−",
+SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "pow": "**", "matmul": "@", "neg": "−",
            "lt": "<", "le": "≤", "gt": ">", "ge": "≥", "eq": "=", "ne": "≠", "identity": "=",
            "transpose": "ᵀ"}
 
@@ -127,12 +127,39 @@ def summary_lines(arr: np.ndarray, precision: int) -> list[tuple[str, bool]]:
                       False))
         lines.append((f"mean {fmt_number(finite.mean(), precision)}  "
                       f"norm {fmt_number(np.linalg.norm(finite), precision)}", False))
+    if finite.size < arr.size:
+        lines.append((nonfinite_text(arr), True))
+    return lines
+
+
+def nonfinite_text(arr: np.ndarray) -> str:
+    """`2 NaN, 1 Inf of 10`"""
     nan = int(np.isnan(arr).sum())
     inf = int(np.isinf(arr).sum())
-    if nan or inf:
-        parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} Inf"] if inf else [])
-        lines.append((", ".join(parts) + f" of {arr.size}", True))
-    return lines
+    parts = ([f"{nan} NaN"] if nan else []) + ([f"{inf} Inf"] if inf else [])
+    return ", ".join(parts) + f" of {arr.size}"
+
+
+def summary_line(value, precision: int) -> tuple[str, bool]:
+    """A value on one line (text, holds NaN/Inf): in full up to 4 elements, else its range."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return fmt_number(arr, precision), not math.isfinite(float(arr))
+    if arr.size == 0:
+        return "(empty)", False
+    finite = arr[np.isfinite(arr)]
+    bad = finite.size < arr.size
+    if arr.size <= 4 and arr.ndim == 1 or arr.size == 1:
+        return "[" + " ".join(fmt_number(v, precision) for v in arr.reshape(-1)) + "]", bad
+    if bad:
+        nonfinite = nonfinite_text(arr)
+        return (nonfinite if not finite.size else
+                f"{nonfinite}, rest in [{fmt_number(finite.min(), precision)}, "
+                f"{fmt_number(finite.max(), precision)}]"), True
+    lo, hi = finite.min(), finite.max()
+    if lo == hi:
+        return f"all {fmt_number(lo, precision)}", False
+    return f"in [{fmt_number(lo, precision)}, {fmt_number(hi, precision)}]", False
 
 
 def value_text(value, precision: int = 6, threshold: int = 400) -> str:
@@ -198,8 +225,17 @@ def op_detail(data: dict) -> str:
             value = value.size if value.size is not None else value.name
         elif isinstance(value, tuple) and value and hasattr(value[0], "size"):
             value = [d.size if d.size is not None else d.name for d in value]
-        parts.append(f"{key}={one_line(value, 18)}")
+        parts.append(f"{key}={one_line(source_text(value), 18)}")
     return ", ".join(parts)
+
+
+def source_text(value) -> str:
+    """A static argument as the language writes it: `true`, `[0, 1]`, `0.5`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(source_text(v) for v in value) + "]"
+    return str(value)
 
 
 def _field(lines) -> str:
@@ -221,13 +257,18 @@ def prefixed(prefix: str, lines) -> list[tuple[str, str]]:
 
 def var_fields(vid: str, data: dict, *, role_text: str, value=None, grad=None, grad_label: str | None = None,
                show_value: bool = False, show_grad: bool = False, precision: int = 4,
-               extra: str | None = None) -> tuple[list, bool]:
+               extra: str | None = None, detail: str = "full", title: str | None = None) -> tuple[list, bool]:
     """The fields of a variable's record, and whether any value shown holds NaN/Inf.
 
     value/grad: arrays, or None for "not computed" (drawn as "—" when show_grad).
+    detail: "full" draws small arrays in full; "summary" one line each (full arrays on hover).
+    title: what the node is called, if not its name or source text (backward values).
     """
-    title = var_title(vid, data)
-    named = bool(data.get("name")) and not data.get("anonymous")
+    if detail == "summary":
+        return _summary_fields(title or var_title(vid, data), data, role_text, value, grad, grad_label, show_value,
+                               show_grad, precision, extra)
+    named = bool(data.get("name")) and not data.get("anonymous") or title is not None
+    title = title or var_title(vid, data)
     sub = role_text
     if not named and title != vid:
         sub = f"{vid} {role_text}".strip()
@@ -247,17 +288,46 @@ def var_fields(vid: str, data: dict, *, role_text: str, value=None, grad=None, g
     return fields, bad
 
 
-def var_compact(vid: str, data: dict) -> str:
-    """A one-line label for big graphs: the name and shape (an escString)."""
-    return esc_text(f"{var_title(vid, data)} {shape_text(data)}")
+def _summary_fields(title, data, role_text, value, grad, grad_label, show_value, show_grad, precision, extra):
+    """Name, role and shape on one line; the value and the gradient on one line each."""
+    head = [(" ".join(x for x in (title, role_text, shape_text(data)) if x), "n")]
+    if extra:
+        head.append((extra, "n"))
+    fields, bad = [head], False
+    if show_value and value is not None:
+        text, bad_value = summary_line(value, precision)
+        fields.append([("= " + text, "l")])
+        bad = bad or bad_value
+    if show_grad:
+        text, bad_grad = summary_line(grad, precision) if grad is not None else ("—", False)
+        fields.append([(f"{grad_label or 'grad'} = {text}", "l")])
+        bad = bad or bad_grad
+    return fields, bad
 
 
-def op_label(data: dict) -> str:
-    """An operator's circle: its symbol, and non-default static arguments under it (an escString)."""
-    symbol, detail = op_symbol(data), op_detail(data)
-    return esc_text(symbol) + ("\\n" + esc_text(detail) if detail else "")
+GRAD_TEXT_LIMIT = 28
 
 
-def grad_name(of_name: str, vid: str, data: dict) -> str:
-    named = data.get("name") and not data.get("anonymous")
-    return f"d{of_name}/d{data['name'] if named else vid}"
+def unwrapped(text: str) -> str:
+    """`(o - y)` without its outer parentheses, when they enclose the whole text."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(text) - 1:
+            return text
+    return text[1:-1]
+
+
+def grad_name(of_name: str, vid: str, data: dict, limit: int = GRAD_TEXT_LIMIT) -> str:
+    """dJ/dh for a named value, dJ/d(o - y) for a short expression, else dJ/d(…) (never a generated id)."""
+    if data.get("name") and not data.get("anonymous"):
+        return f"d{of_name}/d{data['name']}"
+    text = one_line(data.get("text") or "", 200)
+    if text and len(text) <= limit:
+        return f"d{of_name}/d({unwrapped(text)})"
+    if data.get("role") == "const" and data.get("value") is not None and np.ndim(data["value"]) == 0:
+        return f"d{of_name}/d({fmt_number(data['value'], 4)})"
+    return f"d{of_name}/d(…)"

@@ -42,8 +42,7 @@ OP_STYLE = {"shape": "circle", "style": "filled", "fillcolor": "#EDEDED", "color
             "penwidth": "1.0", "margin": "0.06", "fontsize": "11"}
 OPAQUE_STYLE = {"shape": "circle", "style": "filled,dashed", "fillcolor": "#FFFFFF", "color": "#333333",
                 "penwidth": "1.2", "margin": "0.06", "fontsize": "11"}
-CALL_STYLE = {"shape": "circle", "style": "filled", "fillcolor": "#E3F2EC", "color": GREEN,
-              "penwidth": "1.6", "peripheries": "2", "margin": "0.06", "fontsize": "11"}
+CALL_STYLE = {"style": "filled", "fillcolor": "#E3F2EC", "color": GREEN, "penwidth": "1.6"}
 LITERAL_STYLE = {"shape": "box", "style": "filled,dashed", "fillcolor": "#F2F2F2", "color": GREY,
                  "penwidth": "1.0", "fontsize": "10", "margin": "0.04,0.02", "height": "0.3", "width": "0.3"}
 
@@ -56,13 +55,14 @@ GHOST_STYLE = {"color": "#AAAAAA", "fillcolor": "#FAFAFA", "style": "filled,dash
                "fontcolor": "#666666"}
 
 FORWARD_EDGE = {"color": EDGE}
+CHAIN_EDGE = {"weight": "3"}  # heavier than a param's edge: the computation runs straight down
 GRADIENT_EDGE = {"color": VERMILLION, "style": "dashed", "constraint": "false", "arrowhead": "vee",
                  "penwidth": "1.1"}
-BACKWARD_EDGE = {"color": VERMILLION}
-GHOST_EDGE = {"color": "#AAAAAA", "style": "dashed"}
+BACKWARD_EDGE = {"color": VERMILLION, "weight": "4"}  # heavier: the chain of adjoints stays straight
+GHOST_EDGE = {"color": "#AAAAAA", "style": "dashed", "weight": "0"}  # read, not part of the chain: no pull
 
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": GREEN, "fontcolor": GREEN, "fontname": MONO,
-                 "fontsize": "10", "penwidth": "1.2", "margin": "10"}
+                 "fontsize": "10", "penwidth": "1.2", "margin": "6"}
 
 # --heat: ColorBrewer YlOrBr, 7 classes (colour-blind safe, sequential); dark classes take white text
 HEAT = ("#FFFFD4", "#FEE391", "#FEC44F", "#FE9929", "#EC7014", "#CC4C02", "#8C2D04")
