@@ -16,7 +16,7 @@ from .consteval import BIN, NotConstant, const_eval, whole
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
-from .ops.base import Dim, same_dim
+from .ops.base import LIST_KEYS, Dim, same_dim
 
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
@@ -564,6 +564,8 @@ class _Builder:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a constant: {err.message}",
                            err.span or expr.span)
             return _BAD
+        if key in LIST_KEYS and np.ndim(value) != 0:  # a pair of strides, pad widths: the op checks them
+            return _nested_tuple(value)
         if key not in ("axis", "axes") and np.ndim(value) != 0:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a single number", expr.span)
             return _BAD
@@ -596,7 +598,7 @@ class _Builder:
                 self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
                 return _BAD
             out.append(Dim(None, whole(value)))
-        return out[0] if key == "k" else tuple(out)
+        return out[0] if key == "k" and not isinstance(expr, A.ArrayLit) else tuple(out)
 
     def _unknown_function(self, node, kids):
         if node.func in self.refused_defs:
@@ -707,6 +709,12 @@ class _Builder:
 
 
 _BAD = object()
+
+
+def _nested_tuple(value):
+    """A static list argument as nested tuples of floats (hashable, like every attribute)."""
+    arr = np.asarray(value, dtype=float)
+    return float(arr) if arr.ndim == 0 else tuple(_nested_tuple(v) for v in arr)
 
 
 def _static_literal(key, value):
