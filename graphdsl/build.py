@@ -554,7 +554,7 @@ class _Builder:
 
     def _static(self, expr, key, node):
         """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""
-        if key in ("shape", "k"):
+        if key in ("shape", "k", "n"):
             return self._static_shape(expr, key)
         if isinstance(expr, (A.Num, A.Bool)) and (key not in ("axis", "axes") or whole(expr.value) is not None):
             return _static_literal(key, expr.value)  # the common `axis=0`, `keepdims=true`
@@ -598,7 +598,7 @@ class _Builder:
                 self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
                 return _BAD
             out.append(Dim(None, whole(value)))
-        return out[0] if key == "k" and not isinstance(expr, A.ArrayLit) else tuple(out)
+        return out[0] if key in ("k", "n") and not isinstance(expr, A.ArrayLit) else tuple(out)
 
     def _unknown_function(self, node, kids):
         if node.func in self.refused_defs:
