@@ -314,10 +314,10 @@ register(OpDef("max_pool2d", _max_pool, _pool_shape("max_pool2d"),
                latex=r"\mathrm{{maxpool}}({0})", doc="max over each window (NCHW), as torch max_pool2d"))
 register(OpDef("max_pool2d_grad", _max_pool_grad, lambda s, a: s[1],
                lambda b, n: [b.op("pool_select", n.g, n.args[1], **_pool_attrs(n)), None], (2, 2), dict(POOL_KW),
-               latex=r"\mathrm{{maxpool}}^{{\top}}({0})", internal=True))
+               latex=r"\mathrm{{maxpool}}^{{\top}}({0}; {1})", internal=True))
 register(OpDef("pool_select", _pool_select, lambda s, a: _pool_shape("max_pool2d")(s[1:], a),
                lambda b, n: [b.op("max_pool2d_grad", n.g, n.args[1], **_pool_attrs(n)), None], (2, 2),
-               dict(POOL_KW), latex=r"\mathrm{{select}}({0})", internal=True))
+               dict(POOL_KW), latex=r"\mathrm{{select}}({0}; {1})", internal=True))
 register(OpDef("avg_pool2d", _avg_pool, _pool_shape("avg_pool2d"),
                lambda b, n: [b.op("avg_pool2d_grad", n.g, like=n.args[0], **_pool_attrs(n))], (1, 1),
                dict(POOL_KW), latex=r"\mathrm{{avgpool}}({0})", doc="mean over each window (NCHW), padded cells count"))
