@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ast as A
-from .consteval import BIN, NotConstant, const_eval, whole
+from .consteval import BIN, LITERALS, NotConstant, const_eval, whole
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
@@ -240,6 +240,8 @@ class _Builder:
         decl = self.decls.get(name.id)
         if decl is not None and decl.kind == "const" and decl.value is not None:
             return decl.value
+        if decl is None and name.id in LITERALS:
+            return LITERALS[name.id]
         raise NotConstant(f"`{name.id}` is not a constant known before the run", name.span)
 
     def _decl(self, kind, item: A.DeclItem):
@@ -422,6 +424,8 @@ class _Builder:
             return n
         if n in self.dims:
             return self._dim_node(n)
+        if n in LITERALS and n not in self.assigned:  # `inf`, `pi`, unless the program names its own
+            return self.gb.const(LITERALS[n])
         if n in self.assigned:
             if scope is None:
                 return self.assigned[n]
