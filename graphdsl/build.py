@@ -381,6 +381,7 @@ class _Builder:
 
     _VISIT = {  # one entry per expression class
         A.Num: lambda self, node, kids, scope: self.gb.const(node.value),
+        A.Str: lambda self, node, kids, scope: self._string(node),
         A.Bool: lambda self, node, kids, scope: self.gb.const(1.0 if node.value else 0.0),
         A.Name: lambda self, node, kids, scope: self.resolve(node, scope),
         A.ArrayLit: _visit_array,
@@ -397,6 +398,11 @@ class _Builder:
         except NotConstant as err:
             self.rep.error("E204", err.message, err.span or node.span)
             return self._placeholder()
+
+    def _string(self, node):
+        self.rep.error("E103", "a string is allowed only as einsum's subscripts", node.span,
+                       help=('e.g. einsum("ij,jk->ik", a, b); names need no quotes',))
+        return self._placeholder()
 
     def _placeholder(self) -> str:
         """Stands in for an expression that had an error, so later checks do not cascade."""
@@ -494,6 +500,9 @@ class _Builder:
             return tuple(node.args), {}, None
         op = REGISTRY[name]
         args = list(node.args)
+        subscripts = None
+        if "spec" in op.kwargs and args and isinstance(args[0], A.Str):  # einsum("ij,jk->ik", ...)
+            subscripts, args = args[0], args[1:]
         inputs = args[: op.nargs[1]] if not op.variadic else []
         if op.variadic and args:
             first = args[0]
@@ -501,6 +510,8 @@ class _Builder:
         rest = args[len(inputs):] if not op.variadic else args[1:]
         static_names = [k for k in op.kwargs if k != "like"]
         static = dict(zip(static_names, rest))
+        if subscripts is not None:
+            static["spec"] = subscripts
         error = None
         if len(rest) > len(static_names):
             most = op.nargs[1] + len(static_names)
@@ -558,6 +569,13 @@ class _Builder:
 
     def _static(self, expr, key, node):
         """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""
+        if isinstance(expr, A.Str) or key == "spec":
+            if isinstance(expr, A.Str) and key == "spec":
+                return expr.value
+            self.rep.error("E103", f"`{node.func}` takes no string: a string is allowed only as einsum's subscripts"
+                           if isinstance(expr, A.Str) else f"`{key}=` of `{node.func}` must be a string",
+                           expr.span)
+            return _BAD
         if key in ("shape", "k", "n"):
             return self._static_shape(expr, key)
         if isinstance(expr, (A.Num, A.Bool)) and (key not in ("axis", "axes") or whole(expr.value) is not None):

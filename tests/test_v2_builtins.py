@@ -272,6 +272,23 @@ def test_masked_attention_with_minus_inf_matches_torch(torch_record):
     check(torch_record, "attention-inf", text, values, torch_fn, ("q", "k", "v"))
 
 
+@pytest.mark.parametrize("spec, shapes", [
+    ("ij,jk->ik", [(3, 4), (4, 2)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+    ("ij->", [(3, 4)]),
+    ("ij,j,k->ki", [(3, 4), (4,), (2,)]),
+    ("ijk->kij", [(2, 3, 4)]),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_einsum_matches_torch_to_second_order(spec, shapes, torch_record):
+    rng = _rng(spec)
+    names = "abcd"[:len(shapes)]
+    values = {n: rng.standard_normal(s) for n, s in zip(names, shapes)}
+    text = _decls(values) + f'J = sum(sin(einsum("{spec}", {", ".join(names)})))\n'
+    check(torch_record, f"einsum {spec}", text, values,
+          lambda **t: torch.sin(torch.einsum(spec, *[t[n] for n in names])).sum(), tuple(names))
+
+
 # ---- located errors -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [
@@ -285,6 +302,9 @@ def test_masked_attention_with_minus_inf_matches_torch(torch_record):
      ["E204", "stride="]),
     ("input x : [2, 3]\nJ = sum(pad(x, [[1, 1]]))\n", ["E204", "pair"]),
     ("input z : [2, 3]\ninput t : [3]\nJ = cross_entropy(z, t)\n", ["E202", "labels"]),
+    ('input a : [2, 3]\nJ = sum(einsum("ij,jk->ik", a, a))\n', ["E202", "letter 'j'"]),
+    ('input a : [2, 3]\nJ = sum(einsum("ij", a))\n', ["E103", "explicit output"]),
+    ('input a : [2, 3]\nJ = sum(a) + "ij"\n', ["E103", "einsum's subscripts"]),
 ])
 def test_bad_shapes_are_located_errors(text, words):
     with pytest.raises(GraphDSLError) as info:
