@@ -19,7 +19,7 @@ from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
 from .valuefiles import as_array, refuse_nonfinite
-from .values import bind_dims, check_dim_names, initial_values
+from .values import bind_dims, check_dim_names, dropout_masks, initial_values
 
 
 def parse(text: str, name: str = "<string>", dims: dict | None = None, strict: bool = False) -> "Model":
@@ -97,6 +97,7 @@ class Model:
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
         self.max_elements = DEFAULT_MAX_ELEMENTS
+        self.mode = "eval"  # or "train": dropout draws its masks (graphdsl train draws them every step)
 
     # ---- facts -------------------------------------------------------------------
     @property
@@ -153,7 +154,10 @@ class Model:
         return compiled.plans[targets]
 
     def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
-        return initial_values(compiled.built, given, seed, self.max_elements)
+        """Every leaf's value: the declarations' (given or initialised) and the dropout masks of self.mode."""
+        values = initial_values(compiled.built, given, seed, self.max_elements)
+        values.update(dropout_masks(compiled.built, seed, self.mode))
+        return values
 
     # ---- evaluation ---------------------------------------------------------------
     def eval(self, values: dict | None = None, seed: int = 0, outputs=None, dims=None,

@@ -565,7 +565,17 @@ class _Builder:
             if value is _BAD:
                 return self._placeholder()
             attrs[key] = value
+        if name == "dropout":
+            return self.gb.emit(name, [kids[0], self._dropout_mask(kids[0], attrs["p"])], attrs)
         return self.gb.emit(name, list(kids), attrs)
+
+    def _dropout_mask(self, x, p):
+        """The mask of one dropout call: a leaf value the run fills in (values.dropout_masks)."""
+        masks = self.gb.g.graph.setdefault("dropout_masks", [])
+        vid = f"dropout_mask{len(masks) + 1}"
+        masks.append(vid)
+        return self.gb.add_var(vid, "mask", self.gb.shape(x), name=vid, p=float(p), anonymous=False,
+                               span=self.gb.span)
 
     def _static(self, expr, key, node):
         """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""

@@ -21,6 +21,7 @@ import numpy as np
 from .autodiff import gradients
 from .diagnostics import Diagnostic, GraphDSLError
 from .valuefiles import as_array
+from .values import dropout_masks
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -209,6 +210,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
                 for k, v in data.items():
                     leaves[k] = np.take(v, idx, axis=axes[k])
             leaves.update(current)
+            leaves.update(dropout_masks(compiled.built, seed, "train", step))
             results = plan.run(leaves, check_finite=False)
             loss = float(np.asarray(results[0]).reshape(-1)[0]) if np.size(results[0]) else float("nan")
             if not math.isfinite(loss):  # the params of `step` updates fail: keep those before them

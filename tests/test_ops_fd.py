@@ -296,6 +296,7 @@ case("einsum-matmul", 'einsum("ij,jk->ik", a, c)', a=N(2, 3), c=N(3, 2))
 case("einsum-batch-three", 'einsum("bij,jk,i->bk", a, c, d)', a=N(2, 2, 3), c=N(3, 2), d=N(2))
 case("einsum-summed-alone", 'einsum("ij->i", a) * einsum("ij,ij->", a, a)', a=N(2, 3))
 case("einsum-transpose-third", 'einsum("ij->ji", a) ** 3', orders=(3,), a=N(2, 2))
+case("dropout-eval-mode", "dropout(a, 0.3) * a", a=N(3, 4))  # the identity outside training
 case("cumsum-0", "cumsum(a, 0)", a=N(3, 4))
 case("cumsum-negative-axis", "cumsum(a, axis=-1) ** 2", orders=(1, 2, 3), a=N(2, 3))
 case("pad", "pad(a, [[1, 0], [2, 1]], value=0.5)", a=N(2, 3))

@@ -289,6 +289,62 @@ def test_einsum_matches_torch_to_second_order(spec, shapes, torch_record):
           lambda **t: torch.sin(torch.einsum(spec, *[t[n] for n in names])).sum(), tuple(names))
 
 
+# ---- dropout -----------------------------------------------------------------------------------------
+
+DROPOUT = "input x : [200, 50]\nparam w : [50, 3]\nh = dropout(x, 0.3)\nJ = sum(tanh(h @ w))\noutput J, h\n"
+
+
+def _dropout_run(seed, mode):
+    m = graphdsl.parse(DROPOUT)
+    m.mode = mode
+    rng = _rng("dropout")
+    values = {"x": rng.uniform(1.0, 2.0, (200, 50)), "w": rng.standard_normal((50, 3))}
+    out = m.eval(values, seed=seed, outputs=["h"])
+    _, grads = m.grad(values, of="J", wrt=["x", "w"], seed=seed)
+    return values, out["h"], grads
+
+
+def test_dropout_is_the_identity_in_eval_mode(torch_record):
+    values, h, grads = _dropout_run(0, "eval")
+    np.testing.assert_array_equal(h, values["x"])
+    t = torch.tensor(values["x"], requires_grad=True)
+    torch.tanh(F.dropout(t, 0.3, training=False) @ torch.tensor(values["w"])).sum().backward()
+    _compare(torch_record, "dropout eval dJ/dx", grads["x"], t.grad.numpy())
+
+
+def test_dropout_masks_are_reproducible_by_seed_and_scale_the_kept_elements(torch_record):
+    values, h, grads = _dropout_run(3, "train")
+    _, h_again, _ = _dropout_run(3, "train")
+    _, h_other, _ = _dropout_run(4, "train")
+    np.testing.assert_array_equal(h, h_again)
+    assert not np.array_equal(h, h_other)
+    mask = h / values["x"]
+    kept = mask != 0
+    np.testing.assert_allclose(mask[kept], 1 / 0.7, rtol=1e-15)  # the rest scaled by 1/(1-p)
+    assert abs(1 - kept.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / mask.size)  # 4 sigma
+    # the gradient goes through the same mask as the value
+    t = torch.tensor(values["x"], requires_grad=True)
+    torch.tanh((t * torch.tensor(mask)) @ torch.tensor(values["w"])).sum().backward()
+    _compare(torch_record, "dropout train dJ/dx", grads["x"], t.grad.numpy())
+
+
+def test_dropout_mode_flag_on_the_command_line(tmp_path, capsys):
+    from graphdsl.cli import main
+    (tmp_path / "m.gdsl").write_text("input x : [2, 50]\nh = dropout(x, 0.5)\noutput h\n")
+    ones = "[" + ",".join(["[" + ",".join(["1"] * 50) + "]"] * 2) + "]"
+    printed = {}
+    for mode in ("eval", "train"):
+        assert main(["eval", str(tmp_path / "m.gdsl"), "--set", f"x={ones}", "--mode", mode, "--json"]) == 0
+        printed[mode] = np.array(__import__("json").loads(capsys.readouterr().out)["outputs"]["h"])
+    np.testing.assert_array_equal(printed["eval"], np.ones((2, 50)))
+    assert set(np.unique(printed["train"])) <= {0.0, 2.0} and 0 < np.count_nonzero(printed["train"]) < 100
+
+
+def test_dropout_p_out_of_range_is_an_error():
+    with pytest.raises(GraphDSLError, match="E103"):
+        graphdsl.parse("input x : [3]\nh = dropout(x, 1.5)\noutput h\n")
+
+
 # ---- located errors -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [

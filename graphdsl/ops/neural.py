@@ -201,3 +201,18 @@ def _onehot_shape(shapes, attrs):
 register(OpDef("onehot", _onehot, _onehot_shape, None, (1, 1), {"k": None, "axis": -1},
                differentiable=False, latex=r"\mathrm{{onehot}}({0})"))
 
+
+
+def _dropout_shape(shapes, attrs):
+    p = attrs.get("p", 0.5)
+    if not 0.0 <= float(p) <= 1.0:
+        raise ShapeError("E103", f"dropout's p is a probability from 0 to 1, not {p}")
+    return shapes[0]
+
+
+# The user writes dropout(x, p); the builder adds the mask as a second input: a value of its own
+# (role "mask"), drawn per run in training mode and all ones otherwise (see values.dropout_masks).
+register(OpDef("dropout", lambda x, mask, p=0.5: x * mask, _dropout_shape,
+               lambda b, n: [b.op("mul", n.g, n.args[1]), None], (1, 1), {"p": 0.5},
+               latex=r"\mathrm{{dropout}}({0})",
+               doc="zero each element with probability p in training, scale the rest"))
