@@ -112,41 +112,58 @@ def _lift_params(nd, stride, pad, dil):
     return (1,) + stride, (0,) + pad, (1,) + dil
 
 
-def _grouped(arr, groups, axis):
-    shape = arr.shape
-    return arr.reshape(shape[:axis] + (groups, shape[axis] // groups) + shape[axis + 1:])
+def _columns(x, ks, stride, pad, dil, groups):
+    """im2col: [groups, N*Ho*Wo, C/groups*kh*kw], one copy of the window view, ready for a matmul."""
+    win = windows(x, ks, stride, pad, dil)  # [N, C, Ho, Wo, kh, kw], a view
+    n, c, ho, wo = win.shape[:4]
+    win = win.reshape(n, groups, c // groups, ho, wo, *ks)  # splitting an axis keeps the view
+    return win.transpose(1, 0, 3, 4, 2, 5, 6).reshape(groups, n * ho * wo, -1), (n, ho, wo)
+
+
+def _per_group(gy, groups):
+    """[N, O, Ho, Wo] as [groups, N*Ho*Wo, O/groups], the layout of _columns' rows."""
+    n, o, ho, wo = gy.shape
+    return gy.reshape(n, groups, o // groups, ho, wo).transpose(1, 0, 3, 4, 2).reshape(groups, n * ho * wo, -1)
+
+
+def _matmul(a, b):
+    # NumPy's matmul leaves BLAS for a slow loop on some transposed stacks (200 ms instead of 15 here)
+    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+def _spatial_params(nd, stride, padding, dilation):
+    return _lift_params(nd, *_params({"stride": stride, "padding": padding, "dilation": dilation}, nd))
 
 
 def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    params = _lift_params(nd, *_params({"stride": stride, "padding": padding, "dilation": dilation}, nd))
+    params = _spatial_params(nd, stride, padding, dilation)
     x, w = _lift(nd, x, w)
-    g = int(groups)
-    win = _grouped(windows(x, w.shape[2:], *params), g, 1)  # [N, g, C/g, Ho, Wo, kh, kw]
-    wg = _grouped(w, g, 0)  # [g, O/g, C/g, kh, kw]
-    out = np.einsum("ngchwij,gocij->ngohw", win, wg, optimize=True)
-    out = out.reshape(out.shape[0], -1, *out.shape[3:])
+    g, o = int(groups), w.shape[0]
+    cols, (n, ho, wo) = _columns(x, w.shape[2:], *params, g)
+    out = _matmul(cols, w.reshape(g, o // g, -1).transpose(0, 2, 1))  # [g, N*Ho*Wo, O/g]: one BLAS matmul per group
+    out = out.reshape(g, n, ho, wo, o // g).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo)
     return out if nd == 2 else out[:, :, 0, :]
 
 
 def conv_input_grad(gy, w, like=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    stride, pad, dil = _lift_params(nd, *_params({"stride": stride, "padding": padding, "dilation": dilation}, nd))
+    stride, pad, dil = _spatial_params(nd, stride, padding, dilation)
     gy, w = _lift(nd, gy, w)
     shape = tuple(like) if nd == 2 else (like[0], like[1], 1, like[2])
-    g = int(groups)
-    gwin = np.einsum("ngohw,gocij->ngchwij", _grouped(gy, g, 1), _grouped(w, g, 0), optimize=True)
-    gwin = gwin.reshape(gwin.shape[0], -1, *gwin.shape[3:])
+    g, (n, o, ho, wo), ks = int(groups), gy.shape, w.shape[2:]
+    gcols = _matmul(_per_group(gy, g), w.reshape(g, o // g, -1))  # [g, N*Ho*Wo, C/g*kh*kw]
+    gwin = gcols.reshape(g, n, ho, wo, -1, *ks).transpose(1, 0, 4, 2, 3, 5, 6).reshape(n, -1, ho, wo, *ks)
     out = scatter_windows(gwin, shape, stride, pad, dil)
     return out if nd == 2 else out[:, :, 0, :]
 
 
 def conv_weight_grad(x, gy, like=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    stride, pad, dil = _lift_params(nd, *_params({"stride": stride, "padding": padding, "dilation": dilation}, nd))
+    params = _spatial_params(nd, stride, padding, dilation)
     x, gy = _lift(nd, x, gy)
     ks = tuple(like[2:]) if nd == 2 else (1, like[2])
     g = int(groups)
-    win = _grouped(windows(x, ks, stride, pad, dil), g, 1)
-    gw = np.einsum("ngohw,ngchwij->gocij", _grouped(gy, g, 1), win, optimize=True)
-    gw = gw.reshape(-1, *gw.shape[2:])
+    cols, _ = _columns(x, ks, *params, g)
+    gw = _matmul(_per_group(gy, g).transpose(0, 2, 1), cols)  # [g, O/g, C/g*kh*kw]
+    gw = gw.reshape(gy.shape[1], -1, *ks)
     return gw if nd == 2 else gw[:, :, 0, :]
 
 
