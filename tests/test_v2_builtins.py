@@ -345,6 +345,30 @@ def test_dropout_p_out_of_range_is_an_error():
         graphdsl.parse("input x : [3]\nh = dropout(x, 1.5)\noutput h\n")
 
 
+# ---- the LeNet example -----------------------------------------------------------------------------
+
+def test_lenet_example_trains_and_classifies_fresh_images():
+    import importlib.util
+    from pathlib import Path
+
+    from graphdsl.train import train
+    from graphdsl.values import load_file
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    spec = importlib.util.spec_from_file_location("lenet_data", examples / "lenet_data.py")
+    lenet_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lenet_data)
+    x, labels = lenet_data.make(0)  # the shipped file is what the script writes
+    shipped = load_file(str(examples / "lenet.json"))
+    np.testing.assert_array_equal(shipped["x"], x)
+    np.testing.assert_array_equal(shipped["labels"], labels)
+    model = graphdsl.load(examples / "lenet.gdsl")
+    result = train(model, shipped, lr=0.02, steps=150, optimizer="adam")
+    assert result.losses[0] > 1.0 and result.loss < 1e-3
+    fresh, fresh_labels = lenet_data.make(1)
+    logits = model.eval({"x": fresh, "labels": fresh_labels, **result.params}, outputs=["logits"])["logits"]
+    assert np.mean(np.argmax(logits, axis=1) == fresh_labels) >= 0.95
+
+
 # ---- located errors -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, words", [
