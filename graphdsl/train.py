@@ -231,6 +231,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - start
+    leaves.update(dropout_masks(compiled.built, seed, "eval"))  # the final loss is measured without dropout
     final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)

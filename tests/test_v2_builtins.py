@@ -340,6 +340,20 @@ def test_dropout_mode_flag_on_the_command_line(tmp_path, capsys):
     assert set(np.unique(printed["train"])) <= {0.0, 2.0} and 0 < np.count_nonzero(printed["train"]) < 100
 
 
+def test_training_draws_a_fresh_mask_every_step_and_reports_the_loss_without_dropout():
+    from graphdsl.train import train
+    text = "input x : [8, 4]\ninput y : [8, 1]\nparam w : [4, 1] = ones()\nJ = mse(dropout(x, 0.5) @ w, y)\n"
+    rng = _rng("dropout-train")
+    values = {"x": rng.standard_normal((8, 4)), "y": rng.standard_normal((8, 1))}
+    model = graphdsl.parse(text + "output J\n")  # a tiny lr: the params barely move, the masks change
+    result = train(model, values, lr=1e-12, steps=4)
+    assert len(set(np.round(result.losses, 12))) == 4  # a new mask each step
+    again = train(model, values, lr=1e-12, steps=4)
+    np.testing.assert_array_equal(result.losses, again.losses)  # the same masks for the same seed
+    no_dropout = float(np.mean((values["x"] @ np.ones((4, 1)) - values["y"]) ** 2))
+    assert result.loss == pytest.approx(no_dropout, rel=1e-9)
+
+
 def test_dropout_p_out_of_range_is_an_error():
     with pytest.raises(GraphDSLError, match="E103"):
         graphdsl.parse("input x : [3]\nh = dropout(x, 1.5)\noutput h\n")
