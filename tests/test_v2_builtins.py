@@ -354,6 +354,16 @@ def test_training_draws_a_fresh_mask_every_step_and_reports_the_loss_without_dro
     assert result.loss == pytest.approx(no_dropout, rel=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_gradcheck_through_dropout(mode):
+    from graphdsl.commands.evaluate import gradcheck
+    model = graphdsl.parse("input x : [4, 5]\nparam w : [5, 3] = randn()\nJ = sum(tanh(dropout(x, 0.4) @ w))\n"
+                           "output J\n")
+    model.mode = mode
+    worst = gradcheck(model, {"x": _rng("gc").standard_normal((4, 5))}, seed=2)
+    assert set(worst) == {"w"} and worst["w"] < 1e-6
+
+
 def test_dropout_p_out_of_range_is_an_error():
     with pytest.raises(GraphDSLError, match="E103"):
         graphdsl.parse("input x : [3]\nh = dropout(x, 1.5)\noutput h\n")
