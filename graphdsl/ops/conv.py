@@ -1,4 +1,4 @@
-"""Convolution and pooling over NCHW arrays (conv1d, conv2d, max_pool2d, avg_pool2d), as PyTorch.
+"""Convolution over NCHW arrays (conv1d, conv2d), as PyTorch; the window machinery pool.py shares.
 
 Every forward reads the input through one strided window view (no Python loop
 over pixels); every backward scatters window cotangents back with one loop over
@@ -8,19 +8,17 @@ of any order exist:
     conv(x, w)             -> conv_input_grad(g, w), conv_weight_grad(x, g)
     conv_input_grad(g, w)  -> conv(gg, w),            conv_weight_grad(gg, g)
     conv_weight_grad(x, g) -> conv_input_grad(g, gg), conv(x, gg)
-    max_pool2d(x)          -> max_pool2d_grad(g, x)   (linear in g; zero in x)
-    max_pool2d_grad(g, x)  -> pool_select(gg, x)      (picks gg at each window's max)
-    avg_pool2d(x)          -> avg_pool2d_grad(g)      (and back: avg_pool2d(gg))
 
 Spatial parameters are tuples with one entry per spatial axis (1 for conv1d, 2
-for the rest); conv1d runs as conv2d over an axis of height 1.
+for conv2d); conv1d runs as conv2d over an axis of height 1.
 """
 from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import Dim, OpDef, ShapeError, register, same_dim
+from .base import Dim, OpDef, ShapeError, register
+from .reduce import _like_rule
 
 CONV_KW = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 AXIS_NAMES = {1: ("L",), 2: ("H", "W")}
@@ -51,7 +49,7 @@ def out_size(n, k, s, p, d):
     return (n + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-def _out_dims(name, xs, ks, stride, pad, dil, kernel_names):
+def out_dims(name, xs, ks, stride, pad, dil, kernel_names):
     """The output's spatial dims, or a ShapeError spelling the arithmetic out."""
     out = []
     for i, (xd, k) in enumerate(zip(xs, ks)):
@@ -187,7 +185,7 @@ def _conv_shape(nd):
             return None
         _check_channels(name, xs[1], ws[0], ws[1], groups)
         knames = ("k",) if nd == 1 else ("kh", "kw")
-        return (xs[0], Dim(ws[0].name, ws[0].size)) + _out_dims(
+        return (xs[0], Dim(ws[0].name, ws[0].size)) + out_dims(
             name, xs[2:], [d.size for d in ws[2:]], stride, pad, dil, knames)
     return rule
 
@@ -234,10 +232,6 @@ def _conv_dispatch(shapes, attrs):
     return _conv_shape(int(attrs.get("nd", 2)))(shapes, attrs)
 
 
-def _like(shapes, attrs):
-    return attrs["like"]
-
-
 _CONV_LATEX = r"{0} \star {1}"
 for _nd in (1, 2):
     register(OpDef(f"conv{_nd}d", (lambda nd: lambda x, w, **kw: conv_forward(x, w, nd=nd, **kw))(_nd),
@@ -246,122 +240,7 @@ for _nd in (1, 2):
                    doc=f"{_nd}-d cross-correlation over NCHW input, as torch.nn.functional.conv{_nd}d"))
 register(OpDef("conv", conv_forward, _conv_dispatch, _conv_vjp, (2, 2), {**CONV_KW, "nd": 2},
                latex=_CONV_LATEX, internal=True))
-register(OpDef("conv_input_grad", conv_input_grad, _like, _conv_input_grad_vjp, (2, 2),
+register(OpDef("conv_input_grad", conv_input_grad, _like_rule, _conv_input_grad_vjp, (2, 2),
                {**CONV_KW, "nd": 2, "like": None}, latex=r"{0} \star^{{\top}} {1}", internal=True))
-register(OpDef("conv_weight_grad", conv_weight_grad, _like, _conv_weight_grad_vjp, (2, 2),
+register(OpDef("conv_weight_grad", conv_weight_grad, _like_rule, _conv_weight_grad_vjp, (2, 2),
                {**CONV_KW, "nd": 2, "like": None}, latex=r"{0} \star {1}", internal=True))
-
-
-# ---- pooling ---------------------------------------------------------------------------------
-
-POOL_KW = {"k": None, "stride": None, "padding": 0}
-
-
-def _pool_params(attrs):
-    ks = spatial(attrs.get("k"), 2, "k", 1)
-    stride = ks if attrs.get("stride") is None else spatial(attrs["stride"], 2, "stride", 1)
-    pad = spatial(attrs.get("padding", 0), 2, "padding", 0)
-    return ks, stride, pad
-
-
-def _pool_shape(name):
-    def rule(shapes, attrs):
-        if attrs.get("k") is None:
-            raise ShapeError("E103", f"{name} needs a window size: {name}(x, 2) or {name}(x, [2, 3])")
-        ks, stride, pad = _pool_params(attrs)
-        for i in range(2):
-            if pad[i] * 2 > ks[i]:  # PyTorch refuses this too
-                raise ShapeError("E205", f"{name}: padding={pad[i]} is more than half the window k={ks[i]}",
-                                 help=("padding may be at most half the window size",))
-        s = shapes[0]
-        if s is None:
-            return None
-        if len(s) != 4:
-            raise ShapeError("E204", f"{name} needs input {{0}} of rank 4, [N, C, H, W]",
-                             help=("a single image needs batch and channel axes: reshape(x, [1, 1, H, W])",))
-        return tuple(s[:2]) + _out_dims(name, s[2:], ks, stride, pad, (1, 1), ("kh", "kw"))
-    return rule
-
-
-def _max_windows(x, k, stride, padding):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
-    win = windows(x, ks, stride, pad, (1, 1), value=-np.inf)
-    flat = win.reshape(win.shape[:4] + (-1,))
-    # np.argmax picks the first maximum in row-major window order, as PyTorch's kernel does
-    return flat, np.argmax(flat, axis=-1)[..., None], (ks, stride, pad)
-
-
-def _max_pool(x, k=None, stride=None, padding=0):
-    flat, arg, _ = _max_windows(x, k, stride, padding)
-    return np.take_along_axis(flat, arg, -1)[..., 0]
-
-
-def _max_pool_grad(g, x, k=None, stride=None, padding=0):
-    flat, arg, (ks, stride, pad) = _max_windows(x, k, stride, padding)
-    gwin = np.zeros(flat.shape)
-    np.put_along_axis(gwin, arg, g[..., None], -1)
-    return scatter_windows(gwin.reshape(flat.shape[:4] + ks), x.shape, stride, pad, (1, 1))
-
-
-def _pool_select(gg, x, k=None, stride=None, padding=0):
-    _, arg, (ks, stride, pad) = _max_windows(x, k, stride, padding)
-    win = windows(gg, ks, stride, pad, (1, 1))
-    flat = win.reshape(win.shape[:4] + (-1,))
-    return np.take_along_axis(flat, arg, -1)[..., 0]
-
-
-def _avg_pool(x, k=None, stride=None, padding=0):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
-    # count_include_pad, as PyTorch's default: every window divides by kh * kw
-    return windows(x, ks, stride, pad, (1, 1)).mean(axis=(-2, -1))
-
-
-def _avg_pool_grad(g, like=None, k=None, stride=None, padding=0):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
-    gwin = np.broadcast_to((g / (ks[0] * ks[1]))[..., None, None], g.shape + ks)
-    return scatter_windows(gwin, like, stride, pad, (1, 1))
-
-
-def _pool_attrs(n):
-    return {k: n.attrs[k] for k in POOL_KW}
-
-
-register(OpDef("max_pool2d", _max_pool, _pool_shape("max_pool2d"),
-               lambda b, n: [b.op("max_pool2d_grad", n.g, n.args[0], **_pool_attrs(n))], (1, 1), dict(POOL_KW),
-               latex=r"\mathrm{{maxpool}}({0})", doc="max over each window (NCHW), as torch max_pool2d"))
-register(OpDef("max_pool2d_grad", _max_pool_grad, lambda s, a: s[1],
-               lambda b, n: [b.op("pool_select", n.g, n.args[1], **_pool_attrs(n)), None], (2, 2), dict(POOL_KW),
-               latex=r"\mathrm{{maxpool}}^{{\top}}({0}; {1})", internal=True))
-register(OpDef("pool_select", _pool_select, lambda s, a: _pool_shape("max_pool2d")(s[1:], a),
-               lambda b, n: [b.op("max_pool2d_grad", n.g, n.args[1], **_pool_attrs(n)), None], (2, 2),
-               dict(POOL_KW), latex=r"\mathrm{{select}}({0}; {1})", internal=True))
-register(OpDef("avg_pool2d", _avg_pool, _pool_shape("avg_pool2d"),
-               lambda b, n: [b.op("avg_pool2d_grad", n.g, like=n.args[0], **_pool_attrs(n))], (1, 1),
-               dict(POOL_KW), latex=r"\mathrm{{avgpool}}({0})", doc="mean over each window (NCHW), padded cells count"))
-register(OpDef("avg_pool2d_grad", _avg_pool_grad, _like,
-               lambda b, n: [b.op("avg_pool2d", n.g, **_pool_attrs(n))], (1, 1), {**POOL_KW, "like": None},
-               latex=r"\mathrm{{avgpool}}^{{\top}}({0})", internal=True))
-
-
-# ---- flatten ---------------------------------------------------------------------------------
-
-def _flatten_shape(shapes, attrs):
-    s = shapes[0]
-    if s is None:
-        return None
-    start = attrs.get("start", 1)
-    if float(start) != int(start) or not -len(s) <= int(start) < max(len(s), 1):
-        raise ShapeError("E204", f"flatten: start={start} is out of range for {{0}} of rank {len(s)}")
-    start = int(start) % max(len(s), 1)
-    sizes = [d.size for d in s[start:]]
-    total = None if any(v is None for v in sizes) else int(np.prod(sizes))
-    return tuple(s[:start]) + (Dim(None, total),)
-
-
-def _flatten(x, start=1):
-    start = int(start) % max(x.ndim, 1)
-    return x.reshape(x.shape[:start] + (-1,))
-
-
-register(OpDef("flatten", _flatten, _flatten_shape, lambda b, n: [b.op("reshape", n.g, like=n.args[0])], (1, 1),
-               {"start": 1}, latex=r"\mathrm{{flatten}}({0})", doc="merge the axes from `start` on into one"))
