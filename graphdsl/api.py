@@ -22,7 +22,7 @@ from .diagnostics import Diagnostic, GraphDSLError, Source
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
 from .valuefiles import as_array, refuse_nonfinite
-from .values import bind_dims, check_dim_names, initial_values
+from .values import bind_dims, check_dim_names, dropout_masks, initial_values
 
 if TYPE_CHECKING:
     from .equations import Equations
@@ -133,6 +133,7 @@ class Model:
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
         self.max_elements = DEFAULT_MAX_ELEMENTS
+        self.mode = "eval"  # or "train": dropout draws its masks (graphdsl train draws them every step)
 
     # ---- facts -------------------------------------------------------------------
     @property
@@ -213,12 +214,15 @@ class Model:
         memory.check(needed + extra, buffers, self.max_memory, plan.graph, self.source, what)
 
     def leaf_values(self, compiled: Compiled, given: dict, seed: int = 0) -> dict:
+        """Every leaf's value: the declarations' (given or initialised) and the dropout masks of self.mode."""
         if not compiled.leaves_checked:  # before drawing initialisers (gradcheck draws before planning)
             needed, buffers = memory.leaves_estimate(compiled.built, given)
             memory.check(needed, buffers, self.max_memory, compiled.built.graph, self.source,
                          "the values of this model")
             compiled.leaves_checked = True
-        return initial_values(compiled.built, given, seed, self.max_elements)
+        values = initial_values(compiled.built, given, seed, self.max_elements)
+        values.update(dropout_masks(compiled.built, seed, self.mode))
+        return values
 
     # ---- evaluation ---------------------------------------------------------------
     def eval(self, values: dict | None = None, seed: int = 0, outputs=None, dims=None,

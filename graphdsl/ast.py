@@ -21,6 +21,14 @@ class Bool:
 
 
 @dataclass(frozen=True)
+class Str:
+    """A string literal: only einsum's subscripts take one."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Name:
     id: str
     span: Span
@@ -85,7 +93,7 @@ class ArrayLit:
     span: Span
 
 
-Expr = Num | Bool | Name | BinOp | UnaryOp | Call | Transpose | Index | ArrayLit
+Expr = Num | Bool | Str | Name | BinOp | UnaryOp | Call | Transpose | Index | ArrayLit
 
 
 # ---- declarations and statements ---------------------------------------------

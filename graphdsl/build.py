@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ast as A
-from .consteval import BIN, NotConstant, const_eval, whole
+from .consteval import BIN, LITERALS, NotConstant, const_eval, whole
 from .bounds import DEFAULT_MAX_OPS, too_many_ops
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
-from .ops.base import Dim, same_dim
+from .ops.base import LIST_KEYS, Dim, same_dim
 
 INITIALISERS = {"randn": ("mean", "std"), "uniform": ("low", "high"), "zeros": (), "ones": (),
                 "full": ("v",), "glorot": (), "he": ()}
@@ -213,6 +213,8 @@ class _Builder:
         decl = self.decls.get(name.id)
         if decl is not None and decl.kind == "const" and decl.value is not None:
             return decl.value
+        if decl is None and name.id in LITERALS:
+            return LITERALS[name.id]
         raise NotConstant(f"`{name.id}` is not a constant known before the run", name.span)
 
     def _decl(self, kind, item: A.DeclItem):
@@ -357,6 +359,7 @@ class _Builder:
 
     _VISIT = {  # one entry per expression class
         A.Num: lambda self, node, kids, scope: self.gb.const(node.value),
+        A.Str: lambda self, node, kids, scope: self._string(node),
         A.Bool: lambda self, node, kids, scope: self.gb.const(1.0 if node.value else 0.0),
         A.Name: lambda self, node, kids, scope: self.resolve(node, scope),
         A.ArrayLit: _visit_array,
@@ -373,6 +376,11 @@ class _Builder:
         except NotConstant as err:
             self.rep.error("E204", err.message, err.span or node.span)
             return self._placeholder()
+
+    def _string(self, node):
+        self.rep.error("E103", "a string is allowed only as einsum's subscripts", node.span,
+                       help=('e.g. einsum("ij,jk->ik", a, b); names need no quotes',))
+        return self._placeholder()
 
     def _placeholder(self) -> str:
         """Stands in for an expression that had an error, so later checks do not cascade."""
@@ -400,6 +408,8 @@ class _Builder:
             return n
         if n in self.dims:
             return self._dim_node(n)
+        if n in LITERALS and n not in self.assigned:  # `inf`, `pi`, unless the program names its own
+            return self.gb.const(LITERALS[n])
         if n in self.assigned:
             if scope is None:
                 return self.assigned[n]
@@ -475,6 +485,9 @@ class _Builder:
             return tuple(node.args), {}, None
         op = REGISTRY[name]
         args = list(node.args)
+        subscripts = None
+        if "spec" in op.kwargs and args and isinstance(args[0], A.Str):  # einsum("ij,jk->ik", ...)
+            subscripts, args = args[0], args[1:]
         inputs = args[: op.nargs[1]] if not op.variadic else []
         if op.variadic and args:
             first = args[0]
@@ -482,6 +495,8 @@ class _Builder:
         rest = args[len(inputs):] if not op.variadic else args[1:]
         static_names = [k for k in op.kwargs if k != "like"]
         static = dict(zip(static_names, rest))
+        if subscripts is not None:
+            static["spec"] = subscripts
         error = None
         if len(rest) > len(static_names):
             most = op.nargs[1] + len(static_names)
@@ -535,11 +550,28 @@ class _Builder:
             if value is _BAD:
                 return self._placeholder()
             attrs[key] = value
+        if name == "dropout":
+            return self.gb.emit(name, [kids[0], self._dropout_mask(kids[0], attrs["p"])], attrs)
         return self.gb.emit(name, list(kids), attrs)
+
+    def _dropout_mask(self, x, p):
+        """The mask of one dropout call: a leaf value the run fills in (values.dropout_masks)."""
+        masks = self.gb.g.graph.setdefault("dropout_masks", [])
+        vid = f"dropout_mask{len(masks) + 1}"
+        masks.append(vid)
+        return self.gb.add_var(vid, "mask", self.gb.shape(x), name=vid, p=float(p), anonymous=False,
+                               span=self.gb.span)
 
     def _static(self, expr, key, node):
         """A static argument (axis=, keepdims=, alpha=, a shape): a constant, shapes may name dims."""
-        if key in ("shape", "k"):
+        if isinstance(expr, A.Str) or key == "spec":
+            if isinstance(expr, A.Str) and key == "spec":
+                return expr.value
+            self.rep.error("E103", f"`{node.func}` takes no string: a string is allowed only as einsum's subscripts"
+                           if isinstance(expr, A.Str) else f"`{key}=` of `{node.func}` must be a string",
+                           expr.span)
+            return _BAD
+        if key in ("shape", "k", "n"):
             return self._static_shape(expr, key)
         if isinstance(expr, (A.Num, A.Bool)) and (key not in ("axis", "axes") or whole(expr.value) is not None):
             return _static_literal(key, expr.value)  # the common `axis=0`, `keepdims=true`
@@ -549,6 +581,8 @@ class _Builder:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a constant: {err.message}",
                            err.span or expr.span)
             return _BAD
+        if key in LIST_KEYS and np.ndim(value) != 0:  # a pair of strides, pad widths: the op checks them
+            return _nested_tuple(value)
         if key not in ("axis", "axes") and np.ndim(value) != 0:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a single number", expr.span)
             return _BAD
@@ -581,7 +615,7 @@ class _Builder:
                 self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
                 return _BAD
             out.append(Dim(None, whole(value)))
-        return out[0] if key == "k" else tuple(out)
+        return out[0] if key in ("k", "n") and not isinstance(expr, A.ArrayLit) else tuple(out)
 
     def _unknown_function(self, node, kids):
         if node.func in self.refused_defs or self.rep.full:
@@ -692,6 +726,12 @@ class _Builder:
 
 
 _BAD = object()
+
+
+def _nested_tuple(value):
+    """A static list argument as nested tuples of floats (hashable, like every attribute)."""
+    arr = np.asarray(value, dtype=float)
+    return float(arr) if arr.ndim == 0 else tuple(_nested_tuple(v) for v in arr)
 
 
 def _static_literal(key, value):

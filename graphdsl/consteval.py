@@ -30,6 +30,10 @@ def literal_array(node: A.ArrayLit, elements: list) -> np.ndarray:
     return np.array(elements, dtype=np.float64)
 
 
+# Named literals: a name that the program does not define itself means these numbers.
+LITERALS = {"inf": float("inf"), "pi": float(np.pi)}
+
+
 def const_eval(expr, lookup, call=None):
     """Evaluate `expr`; `lookup(Name)` gives a name's value, `call(Call, args, kwargs)` a call's."""
 

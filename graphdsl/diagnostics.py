@@ -37,6 +37,7 @@ CODES = {
     "E202": "shapes do not broadcast",
     "E203": "declared shape disagrees with value",
     "E204": "invalid shape",
+    "E205": "window does not fit",
     # run time
     "E301": "value has the wrong shape",
     "E302": "non-finite value",

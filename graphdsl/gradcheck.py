@@ -34,8 +34,9 @@ def gradcheck(model, values, of=None, wrt=None, seed=0, step=1e-6, directions=3)
     """Largest relative error of <grad, v> against central differences along seeded random v."""
     values = dict(values or {})
     compiled, given = model.compile(values)
-    leaves = model.leaf_values(compiled, given, seed)
-    _, grads = model.grad({**values, **{k: v for k, v in leaves.items()}}, of=of, wrt=wrt, seed=seed)
+    # the declarations' values (dropout masks are not values one gives: each run draws them again, the same)
+    leaves = {k: v for k, v in model.leaf_values(compiled, given, seed).items() if k in compiled.built.decls}
+    _, grads = model.grad({**values, **leaves}, of=of, wrt=wrt, seed=seed)
     target = of or _one_output(model)
     rng = np.random.default_rng(seed + 1)
     report = {}

@@ -455,6 +455,9 @@ class _Builder(Transformer):
     def name(self, c):
         return ast.Name(c[0].value, _tspan(c[0]))
 
+    def string(self, c):
+        return ast.Str(c[0].value[1:-1], _tspan(c[0]))
+
     def true(self, c):
         return ast.Bool(True, _tspan(c[0]))
 
@@ -546,15 +549,15 @@ def _apply(op, operands: list, compares: set) -> None:
 
 # How each terminal is described when it is expected.
 _WORDS = {
-    "NAME": "a name", "NUMBER": "a number", "_SEP": "the end of the statement",
+    "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_SEP": "the end of the statement",
     "$END": "the end of the file", "_EQ": "`=`", "_COMMA": "`,`", "_COLON": "`:`",
     "_DOT": "`.`", "_RETURN": "`return`", "POW": "`**`", "COMP_OP": "a comparison",
     "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/` or `@`",
     **{k: f"`{v}`" for k, v in _CHAR.items()},
     **{k: f"`{v}`" for k, v in _KEYWORD_TYPES.items()},
 }
-_EXPR_START = {"NAME", "NUMBER", "TRUE", "FALSE", "LPAR", "LSQB", "ADD_OP"}
-_EXPR_END = {"NAME", "NUMBER", "TRUE", "FALSE", "RPAR", "RSQB"}
+_EXPR_START = {"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "LPAR", "LSQB", "ADD_OP"}
+_EXPR_END = {"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "RPAR", "RSQB"}
 _POSTFIX = {"_DOT", "LSQB", "LPAR"}
 # Characters other languages use, and what graphdsl writes instead.
 _LOOKALIKES = {
@@ -686,7 +689,9 @@ def _invalid(ch: str, span: Span) -> Diagnostic:
     if ch in _LOOKALIKES:
         good = _LOOKALIKES[ch]
         help = f"did you mean `{good}`?" if good else "graphdsl has no strings; names need no quotes"
-    elif ch in "\"`":
+    elif ch == '"':
+        help = 'a string closes on its own line, and only einsum takes one ("ij,jk->ik"); names need no quotes'
+    elif ch == "`":
         help = "graphdsl has no strings; names need no quotes"
     elif ch.isalpha() or ch.isdigit():
         help = "names are made of letters, digits and `_`, as in Python"

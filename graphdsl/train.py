@@ -22,6 +22,7 @@ from . import memory
 from .autodiff import gradients
 from .diagnostics import Diagnostic, GraphDSLError
 from .valuefiles import as_array
+from .values import dropout_masks
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 _STATE_ARRAYS = {"sgd": 0, "momentum": 1, "adam": 2}  # arrays of a param's size each optimizer keeps
@@ -215,6 +216,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
                 for k, v in data.items():
                     leaves[k] = np.take(v, idx, axis=axes[k])
             leaves.update(current)
+            leaves.update(dropout_masks(compiled.built, seed, "train", step))
             results = plan.run(leaves, check_finite=False)
             loss = float(np.asarray(results[0]).reshape(-1)[0]) if np.size(results[0]) else float("nan")
             if not math.isfinite(loss):  # the params of `step` updates fail: keep those before them
@@ -235,6 +237,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     except KeyboardInterrupt:
         interrupted = True
     seconds = time.perf_counter() - start
+    leaves.update(dropout_masks(compiled.built, seed, "eval"))  # the final loss is measured without dropout
     final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)

@@ -224,3 +224,31 @@ def _draw(func, sizes, kw, rng, built, init):
     if func == "glorot":
         return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in + fan_out)), sizes)
     return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in)), sizes)  # he
+
+
+# ---- dropout masks ------------------------------------------------------------------
+
+MODES = ("eval", "train")
+
+
+def dropout_masks(built: Built, seed: int = 0, mode: str = "eval", step: int = 0) -> dict:
+    """The mask of each dropout call: ones in eval mode; in train mode each element is kept
+    with probability 1 - p and scaled by 1/(1 - p), drawn from a generator seeded by
+    (seed, step, call), so a run is reproducible and each training step draws afresh."""
+    g = built.graph
+    out = {}
+    for k, vid in enumerate(g.graph.get("dropout_masks", ())):
+        node = g.nodes[vid]
+        sizes = None if node["shape"] is None else tuple(d.size for d in node["shape"])
+        if sizes is None or None in sizes:
+            _fail("E304", f"the size of the mask of this dropout (`{vid}`) is not known", node.get("span"),
+                  help=("give the input data, or the dims' sizes with --dim",), source=built.source)
+        p = node["p"]
+        if mode != "train" or p == 0.0:
+            out[vid] = np.ones(sizes)
+        elif p == 1.0:
+            out[vid] = np.zeros(sizes)
+        else:
+            rng = np.random.default_rng([seed, step, k])
+            out[vid] = (rng.random(sizes) >= p) / (1.0 - p)
+    return out

@@ -288,6 +288,34 @@ def _(d):
             "--set", "x=[]"]
 
 
+# -- convolution, pooling and gather (language v2)
+
+@case("conv_window_too_large", "a convolution window larger than the padded input", 1, ["E205"],
+      ["H=2, kh=3, padding=0, stride=1 -> 0"])
+def _(d):
+    return ["check", write(d, "cnn.gdsl", "input x : [1, 1, 2, 8]\nparam w : [4, 1, 3, 3] = randn()\n"
+                                          "J = sum(conv2d(x, w))\n")]
+
+
+@case("conv_channels", "a convolution whose weight expects other channels", 1, ["E205"],
+      ["C=3 channels", "C/groups=1 x groups=1"])
+def _(d):
+    return ["check", write(d, "cnn.gdsl", "input x : [2, 3, 8, 8]\nparam w : [4, 1, 3, 3] = randn()\n"
+                                          "J = sum(conv2d(x, w, padding=1))\n")]
+
+
+@case("take_out_of_range", "an index past the end of the axis", 1, ["E305"], ["index 5", "size 5"])
+def _(d):
+    return ["eval", write(d, "take.gdsl", "input E : [5, 2]\ninput tokens : [3]\nJ = sum(take(E, tokens))\n"),
+            "--set", "E=[[1,2],[3,4],[5,6],[7,8],[9,10]]", "--set", "tokens=[0, 5, 1]"]
+
+
+@case("string_outside_einsum", "a string literal where no builtin takes one", 1, ["E103"],
+      ["only as einsum's subscripts"])
+def _(d):
+    return ["check", write(d, "str.gdsl", 'input a : [2]\nJ = sum(a) + "ij"\n')]
+
+
 # -- non-finite data
 
 @case("nan_in_data", "NaN in the data (--set)", 1, ["E302"], ["`x` (--set) is not finite: NaN at index [1]",

@@ -261,6 +261,50 @@ case("bce_with_logits-large", "bce_with_logits(z, y)", z=FIXED([-40.0, -3.0, 3.0
      y=FIXED([0.0, 1.0, 0.0, 1.0]))
 case("bce_with_logits-broadcast", "bce_with_logits(z, y)", z=N(3, 4), y=U(4))
 
+# v2 builtins: convolution and pooling (NCHW), with stride, padding, dilation and groups.
+case("conv2d", "conv2d(x, w)", x=N(2, 2, 4, 4), w=N(3, 2, 2, 2))
+case("conv2d-stride-padding", "conv2d(x, w, stride=2, padding=1)", x=N(1, 2, 5, 5), w=N(2, 2, 3, 3))
+case("conv2d-pairs-dilation", "conv2d(x, w, stride=[1, 2], padding=[0, 1], dilation=[2, 1])", x=N(1, 1, 5, 4),
+     w=N(2, 1, 2, 2))
+case("conv2d-groups", "conv2d(x, w, groups=2)", x=N(1, 4, 3, 3), w=N(2, 2, 2, 2))
+case("conv2d-third", "conv2d(x, w, padding=1) ** 2", orders=(3,), x=N(1, 1, 3, 3), w=N(1, 1, 2, 2))
+case("conv1d", "conv1d(x, w, stride=2, padding=1, dilation=2)", x=N(2, 2, 6), w=N(3, 2, 2))
+case("conv1d-groups", "conv1d(x, w, groups=2)", x=N(1, 2, 5), w=N(4, 1, 3))
+case("max_pool2d", "max_pool2d(x, 2)", x=D(1, 2, 4, 4))
+case("max_pool2d-stride-padding", "max_pool2d(x, [2, 3], stride=1, padding=1)", x=D(1, 1, 4, 5))
+case("max_pool2d-third", "max_pool2d(x, 2) ** 3", orders=(3,), x=D(1, 1, 4, 4))
+case("avg_pool2d", "avg_pool2d(x, 2)", x=N(1, 2, 4, 4))
+case("avg_pool2d-stride-padding", "avg_pool2d(x, [3, 2], stride=[2, 1], padding=1)", x=N(1, 1, 5, 4))
+case("flatten", "flatten(x)", x=N(2, 2, 3))
+case("flatten-start", "flatten(x, 2) * x[0, 0, 0, 0]", x=N(2, 2, 2, 2))
+case("lenet-block", "flatten(max_pool2d(relu(conv2d(x, w, padding=1)), 2)) @ v", x=N(1, 1, 4, 4),
+     w=N(2, 1, 3, 3), v=N(8, 2))
+# gather: repeated and negative indices accumulate into the same rows
+case("take-axis0", "take(x, idx)", wrt=("x",), x=N(4, 3), idx=FIXED([[0, 2], [2, -1]]))
+case("take-axis1", "take(x, idx, axis=1)", wrt=("x",), x=N(2, 4), idx=FIXED([3, 3, 0, -4, 1]))
+case("take-third", "take(x, idx) ** 3", orders=(3,), wrt=("x",), x=N(3), idx=FIXED([1, 1, 0]))
+case("cross_entropy-labels", "cross_entropy(z, t)", wrt=("z",), z=N(4, 3), t=LABELS(4, k=3))
+case("cross_entropy-labels-axis1", "cross_entropy(z, t, axis=1)", wrt=("z",), z=N(2, 3, 2), t=LABELS(2, 2, k=3))
+case("cross_entropy-labels-third", "cross_entropy(z, t)", orders=(3,), wrt=("z",), z=N(3, 3), t=LABELS(3, k=3))
+# v2 elementwise functions on their domains
+for _op, _gen in {"tan": U(3, 4), "atan": N(3, 4), "asin": U(3, 4), "acos": U(3, 4), "sinh": N(3, 4),
+                  "cosh": N(3, 4), "erf": N(3, 4), "log2": P(3, 4), "log10": P(3, 4)}.items():
+    case(_op, f"{_op}(a)", a=_gen)
+    case(f"{_op}-third", f"{_op}(a)", orders=(3,), a=U(4) if _op in ("tan", "asin", "acos") else
+         P(4) if _op.startswith("log") else N(4))
+case("einsum-matmul", 'einsum("ij,jk->ik", a, c)', a=N(2, 3), c=N(3, 2))
+case("einsum-batch-three", 'einsum("bij,jk,i->bk", a, c, d)', a=N(2, 2, 3), c=N(3, 2), d=N(2))
+case("einsum-summed-alone", 'einsum("ij->i", a) * einsum("ij,ij->", a, a)', a=N(2, 3))
+case("einsum-transpose-third", 'einsum("ij->ji", a) ** 3', orders=(3,), a=N(2, 2))
+case("dropout-eval-mode", "dropout(a, 0.3) * a", a=N(3, 4))  # the identity outside training
+case("cumsum-0", "cumsum(a, 0)", a=N(3, 4))
+case("cumsum-negative-axis", "cumsum(a, axis=-1) ** 2", orders=(1, 2, 3), a=N(2, 3))
+case("pad", "pad(a, [[1, 0], [2, 1]], value=0.5)", a=N(2, 3))
+case("pad-1d", "pad(a, [[0, 2]]) * pad(a, [[2, 0]])", a=N(3))
+case("tril", "tril(a)", a=N(3, 4))
+case("tril-k", "tril(a, k=-1) + triu(a, 1)", a=N(2, 3, 3))
+case("triu", "triu(a, k=0) ** 2", orders=(1, 2, 3), a=N(3, 3))
+
 # A def, inlined.
 CASES_DEF_PRELUDE = "def f(u, v) = tanh(u) * v + u\n"
 case("def-inlined", "f(a, c) + f(c, a)", a=N(3), c=N(3))
@@ -280,6 +324,12 @@ ZERO_CASES = [
     # finite differences see stop_gradient as the identity, so only reverse mode is checked
     Case("stop_gradient", "stop_gradient(a)", {"a": N(3, 4)}, fd=False),
     Case("stop_gradient-exp", "exp(stop_gradient(a * c))", {"a": N(3, 4), "c": N(4)}, fd=False),
+    Case("floor", "floor(a)", {"a": FIXED([[-1.3, -0.7, 0.2], [1.6, 2.4, 3.9]])}),
+    Case("ceil", "ceil(a)", {"a": FIXED([[-1.3, -0.7, 0.2], [1.6, 2.4, 3.9]])}),
+    Case("round", "round(a) * a ** 0", {"a": FIXED([[-1.3, -0.7, 0.2], [1.6, 2.4, 3.9]])}),
+    Case("argmax", "argmax(a, 1) + argmax(a)", {"a": D(3, 4)}),
+    Case("argmin", "argmin(a, axis=0)", {"a": D(3, 4)}),
+    Case("constructors", "arange(3) + a * 0 + ones([2, 3]) + zeros([3]) + eye(3)[0:2]", {"a": N(3)}),
     Case("where-condition", "where(m, a, c) * 0 + where(m, 1, 2)", {"m": N(3), "a": N(3), "c": N(3)}),
 ]
 

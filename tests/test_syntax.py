@@ -432,7 +432,7 @@ ERRORS = [
     ("y = x²", "E004", (1, 6), "invalid character `²`", "did you mean `** 2`?"),  # \\w, not an identifier
     ("y = a × b", "E004", (1, 7), "`×`", "did you mean `*`?"),
     ("y = a\u00a0+ b", "E004", (1, 6), "U+00A0", ""),
-    ('y = "a"', "E004", (1, 5), '`"`', "no strings"),
+    ('y = "a', "E004", (1, 5), '`"`', "only einsum takes one"),
     ("y = a < b < c", "E001", (1, 11), "comparisons cannot be chained", "(a < b) * (b < c)"),
     ("y = a == b != c", "E001", (1, 12), "comparisons cannot be chained", ""),
     ("y = x.foo", "E001", (1, 7), "unknown attribute `.foo`", "`.T`"),
@@ -472,7 +472,7 @@ def test_syntax_error(text, code, where, message, help):
 
 # lark's terminal names, and its own wording, must never reach a user.
 INTERNAL = re.compile(r"__ANON|\b(RPAR|LPAR|LSQB|RSQB|LBRACE|RBRACE|NAME|NUMBER|ADD_OP|MUL_OP|"
-                      r"COMP_OP|POW|DIM|_SEP|_EQ|_COMMA|_COLON|_DOT|_RETURN)\b|\$END|Token\(")
+                      r"COMP_OP|POW|STRING|DIM|_SEP|_EQ|_COMMA|_COLON|_DOT|_RETURN)\b|\$END|Token\(")
 
 
 @pytest.mark.parametrize("text", [e[0] for e in ERRORS] + [

@@ -94,6 +94,12 @@ def add_value_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-nonfinite", action="store_true", help="go on when a value is NaN or Inf")
 
 
+def add_mode_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("eval", "train"), default="eval",
+                   help="train: dropout zeroes elements (seeded by --seed); eval: dropout is the identity "
+                        "(default eval)")
+
+
 MAX_DIM_DIGITS = 18  # a size of 19 digits is beyond any array (and int64); larger text is not worth converting
 
 
@@ -129,6 +135,7 @@ def load_model(args) -> Model:
     model.argument_style = "cli"  # errors name --of, not of=
     if hasattr(args, "max_elements"):
         model.max_elements = args.max_elements
+    model.mode = getattr(args, "mode", "eval")
     return model
 
 

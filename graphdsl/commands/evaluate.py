@@ -6,14 +6,15 @@ from rich.table import Table
 
 from ..fileio import save_npz
 from ..gradcheck import gradcheck
-from .common import (add_model_argument, add_output_option, add_value_options, gather_values, load_model,
-                     model_error, shape_text, summarise)
+from .common import (add_mode_option, add_model_argument, add_output_option, add_value_options, gather_values,
+                     load_model, model_error, shape_text, summarise)
 
 
 def add_parsers(sub):
     p = sub.add_parser("eval", help="evaluate a model's outputs", description="evaluate a model's outputs")
     add_model_argument(p)
     add_value_options(p)
+    add_mode_option(p)
     p.add_argument("--output", action="append", default=None, metavar="NAME", help="a value to print "
                                                                                    "(default: the outputs)")
     p.add_argument("--json", action="store_true", help='print {"outputs": {...}} as JSON')
@@ -22,6 +23,7 @@ def add_parsers(sub):
     p = sub.add_parser("grad", help="gradients of a scalar output", description="gradients of a scalar output")
     add_model_argument(p)
     add_value_options(p)
+    add_mode_option(p)
     add_grad_options(p)
     p.add_argument("--json", action="store_true", help='print {"of": ..., "value": ..., "grads": {...}} as JSON')
     add_output_option(p, "--save", metavar="FILE.npz", help="save the gradients to an .npz file")

@@ -6,8 +6,8 @@ import sys
 
 from ..explain import FORMATS, explain
 from ..fileio import atomic_write
-from .common import (UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model,
-                     parse_dims)
+from .common import (UsageError, add_mode_option, add_model_argument, add_output_option, add_value_options,
+                     gather_values, load_model, parse_dims)
 
 HELP = "write backpropagation step by step: forward, loss, backward, update"
 
@@ -22,6 +22,7 @@ def add_parsers(sub):
     add_model_argument(p)
     p.add_argument("values", nargs="?", metavar="VALUES", help="an .npz or .json file of values (like --load)")
     add_value_options(p)
+    add_mode_option(p)
     p.add_argument("--of", metavar="NAME", help="the scalar loss (default: the one output)")
     p.add_argument("--wrt", metavar="A,B", help="the values to differentiate with respect to (default: the params)")
     p.add_argument("--lr", type=float, metavar="F", help="also show one gradient-descent update with this "

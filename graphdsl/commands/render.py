@@ -7,7 +7,8 @@ import time
 from .. import __version__
 from ..render import backends, format_of, render_model
 from ..render.dot import LABEL_MODES, RANKDIRS, VIEWS
-from .common import UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model
+from .common import (UsageError, add_mode_option, add_model_argument, add_output_option, add_value_options,
+                     gather_values, load_model)
 
 FORMAT_CHOICES = ("svg", "png", "pdf", "dot", "html", "json")
 
@@ -21,6 +22,7 @@ def add_parsers(sub):
     add_output_option(p, "-o", "--output", required=True, metavar="OUT", help="the file to write")
     p.add_argument("--format", choices=FORMAT_CHOICES, help="the format, if not the extension's")
     add_value_options(p)
+    add_mode_option(p)
     g = p.add_argument_group("picture")
     g.add_argument("--view", choices=VIEWS, default="forward",
                    help="forward: the graph; backward: the adjoint graph reverse mode built; both: the forward "

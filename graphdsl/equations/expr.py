@@ -16,7 +16,8 @@ import numpy as np
 # whose precedence is below what its place demands. FACTOR_PREC is demanded of
 # a factor that stands beside others, so that a product inside it is bracketed.
 SUM_PREC, PROD_PREC, FACTOR_PREC, POSTFIX_PREC, ATOM_PREC = 1, 2, 3, 4, 5
-APP_PREC = {"matmul": PROD_PREC, "transpose": POSTFIX_PREC, "pow": POSTFIX_PREC}
+APP_PREC = {"matmul": PROD_PREC, "transpose": POSTFIX_PREC, "pow": POSTFIX_PREC,
+            **{op: PROD_PREC for op in ("conv1d", "conv2d", "conv", "conv_input_grad", "conv_weight_grad")}}
 
 
 class Ex:

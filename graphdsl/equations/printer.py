@@ -98,7 +98,22 @@ class Printer:
     def _index(self, e) -> str:
         return self.postfix(e.args[0]) + key_text(dict(e.attrs).get("key", ()))
 
-    FORMS = {"matmul": _matmul, "index": _index}
+    def _conv(self, e) -> str:
+        """A convolution as the textbook writes it, x ⋆ w (LaTeX x \\star w); ⋆ᵀ is its transpose
+        (the input gradient); stride, padding, ... that differ from 1, 0, ... subscript the star."""
+        star = r"\star" if self.latex else "⋆"
+        if e.op == "conv_input_grad":
+            star += r"^{\top}" if self.latex else "ᵀ"
+        shown = [(k, v) for k, v in e.attrs if k != "nd"]
+        if shown:
+            if self.latex:
+                star += "_{" + r",\,".join(rf"\mathrm{{{k}}}={attr_text(v)}" for k, v in shown) + "}"
+            else:
+                star += "[" + ", ".join(f"{k}={attr_text(v)}" for k, v in shown) + "]"
+        return f"{self.operand(e.args[0])} {star} {self.operand(e.args[1])}"
+
+    FORMS = {"matmul": _matmul, "index": _index,
+             **dict.fromkeys(("conv1d", "conv2d", "conv", "conv_input_grad", "conv_weight_grad"), _conv)}
 
 
 def render_lines(eqs, printer) -> list:

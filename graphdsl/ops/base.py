@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 REGISTRY: dict[str, "OpDef"] = {}
+# static keyword arguments that may be lists (`stride=[1, 2]`, pad widths): each op checks its own
+LIST_KEYS = frozenset({"stride", "padding", "dilation", "widths"})
 
 
 @dataclass(frozen=True)

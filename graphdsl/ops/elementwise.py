@@ -140,7 +140,17 @@ def _deriv_vjp(deriv_name):
 
 
 def _sigmoid(x):
-    return np.exp(-np.logaddexp(0.0, -x))
+    # stable both ways without logaddexp (a third of the time): e = exp(-|x|) never overflows
+    e = np.exp(-np.abs(x))
+    r = 1.0 / (1.0 + e)
+    return np.where(np.asarray(x) >= 0, r, e * r)
+
+
+def _sigmoid_slope(x):
+    """sigmoid(x) sigmoid(-x) = e / (1 + e)^2 with e = exp(-|x|): one exp, no cancellation."""
+    e = np.exp(-np.abs(x))
+    r = 1.0 / (1.0 + e)
+    return e * r * r
 
 
 def _activation(name, forward, deriv, deriv_vjp, latex, kwargs=None):
@@ -162,7 +172,7 @@ _activation("elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.m
             lambda x, alpha=1.0: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0))),
             lambda b, n: [b.op("mul", n.g, b.op("sub", n.out, b.op("gt", n.args[0], 0.0)))],
             r"\mathrm{{elu}}({0})", kwargs={"alpha": 1.0})
-_activation("sigmoid", _sigmoid, lambda x: _sigmoid(x) * _sigmoid(-x),
+_activation("sigmoid", _sigmoid, _sigmoid_slope,
             lambda b, n: [b.op("mul", n.g, b.op("mul", n.out,
                                                 b.op("sub", 1.0, b.op("mul", 2.0, b.op("sigmoid", n.args[0])))))],
             r"\sigma({0})")
@@ -196,3 +206,38 @@ _unary("softplus", lambda x: np.logaddexp(0.0, x),
        lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{{softplus}}({0})")
 _unary("log_sigmoid", lambda x: -np.logaddexp(0.0, -x),
        lambda b, n: [b.op("mul", n.g, b.op("sigmoid", b.op("neg", n.args[0])))], r"\log\sigma({0})")
+
+
+# ---- v2 elementwise functions --------------------------------------------------------------
+
+def _erf(x):
+    from scipy.special import erf  # lazy: scipy costs a quarter second at import
+    return erf(x)
+
+
+def _inverse_sqrt_one_minus_square(b, x):
+    return b.op("reciprocal", b.op("sqrt", b.op("sub", 1.0, b.op("square", x))))
+
+
+_unary("tan", np.tan, lambda b, n: [b.op("mul", n.g, b.op("add", 1.0, b.op("square", n.out)))], r"\tan({0})")
+_unary("atan", np.arctan, lambda b, n: [b.op("div", n.g, b.op("add", 1.0, b.op("square", n.args[0])))],
+       r"\arctan({0})")
+_unary("asin", np.arcsin, lambda b, n: [b.op("mul", n.g, _inverse_sqrt_one_minus_square(b, n.args[0]))],
+       r"\arcsin({0})")
+_unary("acos", np.arccos,
+       lambda b, n: [b.op("neg", b.op("mul", n.g, _inverse_sqrt_one_minus_square(b, n.args[0])))],
+       r"\arccos({0})")
+_unary("sinh", np.sinh, lambda b, n: [b.op("mul", n.g, b.op("cosh", n.args[0]))], r"\sinh({0})")
+_unary("cosh", np.cosh, lambda b, n: [b.op("mul", n.g, b.op("sinh", n.args[0]))], r"\cosh({0})")
+_unary("erf", _erf,
+       lambda b, n: [b.op("mul", n.g, b.op("mul", float(2.0 / np.sqrt(np.pi)),
+                                           b.op("exp", b.op("neg", b.op("square", n.args[0])))))],
+       r"\mathrm{{erf}}({0})")
+_unary("log2", np.log2, lambda b, n: [b.op("div", n.g, b.op("mul", float(np.log(2.0)), n.args[0]))],
+       r"\log_2({0})")
+_unary("log10", np.log10, lambda b, n: [b.op("div", n.g, b.op("mul", float(np.log(10.0)), n.args[0]))],
+       r"\log_{{10}}({0})")
+# Piecewise constant: gradient zero, as PyTorch. round is half to even (NumPy and PyTorch agree).
+_unary("floor", np.floor, None, r"\lfloor {0} \rfloor", differentiable=False)
+_unary("ceil", np.ceil, None, r"\lceil {0} \rceil", differentiable=False)
+_unary("round", np.round, None, r"\mathrm{{round}}({0})", differentiable=False)

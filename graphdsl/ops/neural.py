@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dim, OpDef, ShapeError, broadcast, norm_axis, register, same_dim
+from .base import Dim, OpDef, ShapeError, UnknownShape, broadcast, norm_axis, register, same_dim
 
 
 def _softmax(x, axis=-1):
@@ -125,24 +125,45 @@ register(OpDef("bce_with_logits", _bce_logits, _same_shape_loss, _bce_logits_vjp
 
 
 def _cross_entropy(z, t, axis=-1):
+    if np.ndim(t) == np.ndim(z) - 1:  # class labels, as torch.nn.functional.cross_entropy
+        axis = int(axis) % np.ndim(z)
+        t = _onehot(t, np.shape(z)[axis], axis)  # checks the labels too
     return -np.sum(t * _log_softmax(z, axis), axis=axis).mean()
 
 
 def _ce_shape(shapes, attrs):
     z, t = shapes
+    if z is not None:
+        axis = norm_axis(attrs.get("axis", -1), len(z))
+        if t is not None and len(t) == len(z) - 1:
+            _check_labels_shape(z, t, axis)
+            return ()
     if z is not None and t is not None:
         if len(z) != len(t) or any(same_dim(a, c) is False for a, c in zip(z, t)):
-            raise ShapeError("E202", "cross_entropy needs logits {0} and target {1} of one shape",
-                             help=("turn class labels into a one-hot target with onehot(labels, k)",))
-    if z is not None:
-        norm_axis(attrs.get("axis", -1), len(z))
+            raise ShapeError("E202", "cross_entropy needs logits {0} and target {1} of one shape, or integer "
+                                     "labels {1} with the class axis left out",
+                             help=("labels have one axis fewer than the logits: [N] for [N, classes]",))
     return ()
+
+
+def _check_labels_shape(z, t, axis):
+    rest = tuple(d for i, d in enumerate(z) if i != axis)
+    if any(same_dim(a, c) is False for a, c in zip(rest, t)):
+        raise ShapeError("E202", f"cross_entropy: labels {{1}} must have the shape of logits {{0}} without its "
+                                 f"class axis {axis}, [{', '.join(map(str, rest))}]")
 
 
 def _ce_vjp(b, n):
     z, t = n.args
     axis = n.attrs["axis"]
     scale = b.op("div", n.g, _count(b, z, axis))
+    zs, ts = b.shape(z), b.shape(t)
+    if zs is None or ts is None:  # labels or one-hot: the ranks tell, once known
+        raise UnknownShape("cross_entropy")
+    if len(ts) == len(zs) - 1:  # labels: no gradient of their own
+        k = zs[norm_axis(axis, len(zs))]
+        onehot = b.op("onehot", t, k=k, axis=axis)
+        return [b.op("mul", scale, b.op("sub", b.op("softmax", z, axis=axis), onehot)), None]
     total = b.op("sum", t, axis=axis, keepdims=True)
     gz = b.op("mul", scale, b.op("sub", b.op("mul", b.op("softmax", z, axis=axis), total), t))
     gt = b.op("neg", b.op("mul", scale, b.op("log_softmax", z, axis=axis))) if n.needs(1) else None
@@ -180,3 +201,18 @@ def _onehot_shape(shapes, attrs):
 register(OpDef("onehot", _onehot, _onehot_shape, None, (1, 1), {"k": None, "axis": -1},
                differentiable=False, latex=r"\mathrm{{onehot}}({0})"))
 
+
+
+def _dropout_shape(shapes, attrs):
+    p = attrs.get("p", 0.5)
+    if not 0.0 <= float(p) <= 1.0:
+        raise ShapeError("E103", f"dropout's p is a probability from 0 to 1, not {p}")
+    return shapes[0]
+
+
+# The user writes dropout(x, p); the builder adds the mask as a second input: a value of its own
+# (role "mask"), drawn per run in training mode and all ones otherwise (see values.dropout_masks).
+register(OpDef("dropout", lambda x, mask, p=0.5: x * mask, _dropout_shape,
+               lambda b, n: [b.op("mul", n.g, n.args[1]), None], (1, 1), {"p": 0.5},
+               latex=r"\mathrm{{dropout}}({0})",
+               doc="zero each element with probability p in training, scale the rest"))

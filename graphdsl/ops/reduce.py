@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import OpDef, ShapeError, axes_tuple, reduce_rule, register
+from .construct import as_dim
 
 RED_KW = {"axis": None, "keepdims": False}
 
@@ -132,14 +133,23 @@ register(OpDef("extreme_mask", _extreme_mask, lambda s, a: s[0], None, (2, 2), {
                differentiable=False, internal=True, latex=r"[{0} = {1}]"))
 
 
-def _eye_fwd(like):
+def _eye_fwd(like=None, n=None):
+    if like is None:
+        return np.eye(int(n))
     if len(like) != 2 or like[0] != like[1]:
         return np.eye(like[0], like[1]) if len(like) == 2 else np.ones(like)
     return np.eye(like[0])
 
 
-register(OpDef("eye", _eye_fwd, _like_rule, None, (0, 0), {"like": None}, differentiable=False,
-               internal=True, latex="I"))
+def _eye_shape(shapes, attrs):
+    if attrs.get("like") is not None:  # the engine's identity of a given shape
+        return attrs["like"]
+    dim = as_dim(attrs.get("n"), "eye")
+    return (dim, dim)
+
+
+register(OpDef("eye", _eye_fwd, _eye_shape, None, (0, 0), {"n": None, "like": None}, differentiable=False,
+               latex="I", doc="the n x n identity: eye(n)"))
 register(OpDef("zeros_like", lambda like: np.zeros(like), _like_rule, None, (0, 0), {"like": None},
                differentiable=False, internal=True, latex="0"))
 
