@@ -119,6 +119,8 @@ def _absorb_params(g, sc) -> None:
             readers.setdefault(u, set()).add(v)
     absorbed = {}
     for n, rs in readers.items():
+        if sc.kind.get(n) not in ("var", "ghost") or n not in g:  # a block reading a block: not a value
+            continue
         if len(rs) != 1 or n in writers or n == sc.focus or n in sc.adjoint_names or is_literal(g.nodes[n]):
             continue
         block = next(iter(rs))
