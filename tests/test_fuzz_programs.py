@@ -317,15 +317,7 @@ class Gen:
         if any(t == "1" for t, _ in shape):
             forms += ["expand_dims", "keepdims"]
         forms += ["squeeze", "call", "call"] + (["outer"] if len(shape) == 2 else [])
-        forms += ["einsum", "dropout"]  # v2 builtins (issue 15)
-        if shape:
-            forms += ["take", "cumsum", "pad", "flatten", "construct"]
-        if len(shape) >= 2:
-            forms += ["triangle"]
-        if len(shape) in (2, 3, 4):  # 2: flatten(conv(...)); 3: conv1d; 4: conv2d
-            forms += ["conv", "conv"]
-        if len(shape) == 4:
-            forms += ["pool", "pool"]
+        forms += ["v2"] * 5  # the builtins of issue 15, one choice among them (see f_v2)
         if shape == ():
             forms += ["loss", "loss", "trace", "dot"]
         if self.mode in ("smooth", "any"):  # "any": compared with PyTorch only, kinks and all
@@ -596,6 +588,19 @@ class Gen:
         return f"clip({self.expr(shape, depth)}, {lo}, {round(lo + self.num(0.1, 2), 3)})"
 
     # -- v2 builtins (issue 15): convolution, pooling, gather, einsum, constructors, ...
+    def f_v2(self, shape, depth):
+        """One of the v2 builtins that can give `shape`; as a group, so the older forms keep their share."""
+        forms = ["einsum", "dropout"]
+        if shape:
+            forms += ["take", "cumsum", "pad", "flatten", "construct"]
+        if len(shape) >= 2:
+            forms += ["triangle"]
+        if len(shape) in (2, 3, 4):  # conv1d, conv2d or a pool, flattened to rank 2 or 3
+            forms += ["conv", "conv", "conv", "pool", "pool"]
+        form = self.pick(forms)
+        self.features[form] += 1
+        return getattr(self, "f_" + form)(shape, depth)
+
     def spatial_ok(self, shape):
         """Every axis after the batch axis fixed and not empty: a window's arithmetic needs its size."""
         return all(self.fixed(a) and a[1] >= 1 for a in shape[1:])
@@ -616,19 +621,30 @@ class Gen:
             return f", {name}={values[0]}"
         return f", {name}={list(values)}"
 
+    def unflattened(self, shape, rank):
+        """A shape of `rank` that flatten(..., start=len(shape) - 1) turns into `shape` (the last axis split)."""
+        m = shape[-1][1]
+        parts = []
+        for _ in range(rank - len(shape)):  # the first splits of the last axis, then what is left
+            parts.append(self.pick([d for d in range(1, m + 1) if m % d == 0]))
+            m //= parts[-1]
+        return shape[:-1] + tuple((str(v), v) for v in parts + [m])
+
+    def flattened(self, shape, make, rank, depth):
+        """flatten(make(out, depth), start) giving `shape` from an `out` of `rank`."""
+        start = len(shape) - 1
+        inner = make(self.unflattened(shape, rank), depth)
+        self.features["flatten_spatial"] += 1
+        return f"flatten({inner})" if start == 1 and self.chance(0.5) else f"flatten({inner}, start={start})"
+
     def f_conv(self, shape, depth):
+        """conv1d/conv2d of the shape, or flattened from a convolution's [N, O, L] or [N, O, H, W]."""
         if not self.spatial_ok(shape):
             return self.f_unary(shape, depth)
-        if len(shape) == 2:  # flatten of a convolution [N, O, *spatial] whose O * spatial is shape[1]
-            m = shape[1][1]
-            o = self.pick([d for d in range(1, m + 1) if m % d == 0])
-            rest = m // o
-            h = self.pick([d for d in range(1, rest + 1) if rest % d == 0])
-            spatial = (rest,) if self.chance(0.5) else (h, rest // h)
-            out = (shape[0], (str(o), o)) + tuple((str(v), v) for v in spatial)
-            self.features["flatten_conv"] += 1
-            return f"flatten({self.conv(out, depth)})"
-        return self.conv(shape, depth)
+        if len(shape) == 4 or (len(shape) == 3 and self.chance(0.5)):
+            return self.conv(shape, depth)
+        rank = 4 if len(shape) == 3 else self.pick([3, 4])
+        return self.flattened(shape, self.conv, rank, depth)
 
     def conv(self, out, depth):
         """conv1d or conv2d giving `out` ([N, O, L] or [N, O, H, W]): kernel, stride, padding, dilation, groups."""
@@ -644,15 +660,17 @@ class Gen:
         w_shape = (out[1], (str(per_group), per_group)) + tuple((str(k), k) for k in ks)
         args = self.spatial_arg("stride", strides, 1) + self.spatial_arg("padding", pads, 0)
         args += self.spatial_arg("dilation", dils, 1) + ("" if groups == 1 and self.chance(0.7) else f", groups={groups}")
-        x = self.f_pool(x_shape, depth) if len(out) == 4 and self.chance(0.2) else self.expr(x_shape, depth)
+        x = self.f_pool(x_shape, depth) if len(out) == 4 and self.chance(0.4) else self.expr(x_shape, depth)
         op = "conv1d" if len(out) == 3 else "conv2d"
         self.features[op] += 1
         return f"{op}({x}, {self.expr(w_shape, depth)}{args})"
 
     def f_pool(self, shape, depth):
         """max_pool2d or avg_pool2d giving [N, C, Ho, Wo]: windows that divide the input or leave a rest."""
-        if len(shape) != 4 or not self.spatial_ok(shape):
+        if not self.spatial_ok(shape):
             return self.f_unary(shape, depth)
+        if len(shape) in (2, 3):
+            return self.flattened(shape, self.f_pool, 4, depth)
         op = "avg_pool2d" if self.mode == "smooth" else self.pick(["avg_pool2d", "max_pool2d"])
         ks = [int(self.rng.integers(1, 4)) for _ in range(2)]
         strides = ks if self.chance(0.5) else [self.pick([1, 2]) for _ in range(2)]
@@ -736,7 +754,8 @@ class Gen:
         """pad(x, [[before, after], ...], value): x is `shape` less the widths on its fixed axes."""
         widths = []
         for ax in shape:
-            total = int(self.rng.integers(0, min(ax[1], 2) + 1)) if self.fixed(ax) else 0
+            room = ax[1] if self.zero_sizes else ax[1] - 1  # x's axis may be empty only where sizes may be 0
+            total = int(self.rng.integers(0, min(room, 2) + 1)) if self.fixed(ax) and room > 0 else 0
             before = int(self.rng.integers(0, total + 1))
             widths.append([before, total - before])
         inner = tuple(ax if sum(w) == 0 else (str(ax[1] - sum(w)), ax[1] - sum(w)) for ax, w in zip(shape, widths))
@@ -751,11 +770,13 @@ class Gen:
     def f_construct(self, shape, depth):
         """A constructed constant (arange, ones, zeros, eye; sizes may be dims) with a value of the shape."""
         kinds = ["ones", "zeros"] + (["arange"] if len(shape) == 1 else [])
-        if len(shape) == 2 and shape[0][0] == shape[1][0]:
+        if len(shape) == 2:
             kinds.append("eye")
         kind = self.pick(kinds)
+        if kind == "eye":  # the identity of the first axis, times a matrix of the shape
+            return f"(eye({shape[0][0]}) @ {self.expr(shape, depth)})"
         made = {"ones": f"ones({self.fmt_shape(shape)})", "zeros": f"zeros({self.fmt_shape(shape)})",
-                "arange": f"arange({shape[0][0]})", "eye": f"eye({shape[0][0]})"}[kind]
+                "arange": f"arange({shape[0][0]})"}[kind]
         return f"({made} {self.pick(['*', '+', '-'])} {self.expr(self.partner(shape), depth)})"
 
     def f_argreduce(self, shape, depth):
@@ -995,6 +1016,20 @@ def _t_cross_entropy(z, t, axis=-1):
     return F.cross_entropy(z.movedim(axis, 1), t.movedim(axis, 1))
 
 
+def _with_value(differentiated, value):
+    """`value`, differentiated as `differentiated` (within an ulp of it: their difference, and the sum, are exact)."""
+    return differentiated + (value - differentiated).detach()
+
+
+def _t_bce(p, y):
+    p, y = torch.broadcast_tensors(p, y)
+    if bool(torch.all((y >= 0) & (y <= 1))):
+        return F.binary_cross_entropy(p, y)
+    # PyTorch refuses a target outside [0, 1] (a NaN one: sigmoid(c ** x) of a negative c), where the
+    # value is NaN, and a program may still give a finite result: where(t > bce(...), a, b)
+    return torch.full((), float("nan"), dtype=p.dtype) + 0 * (p.sum() + y.sum())
+
+
 def _t_count(like=None, axis=None):
     total = float(math.prod(like))
     return torch.tensor(total / like[axis] if axis is not None and like[axis] else total, dtype=torch.float64)
@@ -1015,7 +1050,7 @@ def _t_squeeze(x, axis=None):
 def _ints(value, nd):
     """A spatial attribute (a number or a list, floats from the parser) as a tuple of nd ints."""
     items = list(value) if isinstance(value, (list, tuple)) else [value] * nd
-    return tuple(int(v) for v in items)
+    return tuple(int(getattr(v, "size", v)) for v in items)  # a graph's attrs hold numbers as Dims
 
 
 def _conv_kw(nd, stride=1, padding=0, dilation=1, groups=1):
@@ -1137,9 +1172,12 @@ TORCH = {} if torch is None else {
     "leaky_relu'": lambda x, alpha=0.01: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, float(alpha))),
     "elu": lambda x, alpha=1.0: F.elu(x, float(alpha)),
     "elu'": lambda x, alpha=1.0: torch.where(x > 0, torch.ones_like(x), float(alpha) * torch.exp(x.clamp(max=0))),
-    # not torch.sigmoid: its backward, y (1 - y), loses the tail (2.9e-8 relative at x = 20, where the
-    # exact derivative is 1.89e-9); exp(logsigmoid(x)) has an accurate one (graphdsl's is exact there)
-    "sigmoid": lambda x: torch.exp(F.logsigmoid(x)), "sigmoid'": lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
+    # not torch.sigmoid's backward: y (1 - y) loses the tail (2.9e-8 relative at x = 20, where the exact
+    # derivative is 1.89e-9); exp(logsigmoid(x)) has an accurate one (graphdsl's is exact there). Its value
+    # is torch.sigmoid's, which rounds as graphdsl's does: exp(logsigmoid(27.35)) is one unit in the last
+    # place off, and bce's log(1 - p) of it then 8.4e-5 relative (1 - p = 1.3e-12)
+    "sigmoid": lambda x: _with_value(torch.exp(F.logsigmoid(x)), torch.sigmoid(x)),
+    "sigmoid'": lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
     "tanh": torch.tanh, "tanh'": lambda x: 1 - torch.tanh(x) ** 2,
     "gelu": F.gelu, "gelu'": lambda x: torch.special.ndtr(x) + x * _phi(x),
     "gelu''": lambda x: _phi(x) * (2 - x * x),
@@ -1150,7 +1188,7 @@ TORCH = {} if torch is None else {
     "log_softmax": lambda x, axis=-1: torch.log_softmax(x, dim=axis),
     "count": _t_count,
     "mse": lambda o, y: torch.mean((o - y) ** 2),
-    "bce": lambda p, y: F.binary_cross_entropy(*torch.broadcast_tensors(p, y)),
+    "bce": _t_bce,
     "bce_with_logits": lambda z, y: F.binary_cross_entropy_with_logits(*torch.broadcast_tensors(z, y)),
     "cross_entropy": _t_cross_entropy, "onehot": _t_onehot,
     "sum": _t_reduce(lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
@@ -1291,7 +1329,11 @@ KNOWN_BUGS: dict = {
 
 
 # The same, seen from the command line (an "internal error" line on stderr).
-KNOWN_CLI_BUGS: dict = {}  # none open
+KNOWN_CLI_BUGS: dict = {
+    # render's blocks (graphdsl/render/blocks.py, _absorb_params) look a def call's block node up in the
+    # graph, where it is not: KeyError 'call:f#1' (exit 3). Strict xfail in tests/test_hostile.py.
+    "render_block_keyerror": lambda argv, err: argv[0] == "render" and "KeyError: 'call:" in err,
+}
 
 
 def known_cli_bug(argv, err) -> str | None:
@@ -1517,6 +1559,8 @@ def away_from_kinks(model, prog, leaves, margin=1e-3) -> bool:
             axes = tuple(range(x.ndim)) if axis is None else ((axis,) if np.ndim(axis) == 0 else tuple(axis))
             axes = tuple(a % max(1, x.ndim) for a in axes)
             rest = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+            if not x.size:  # nothing to pick (argmax over an empty axis is refused before this)
+                continue
             flat = np.moveaxis(x, axes, tuple(range(-len(axes), 0))).reshape(rest + (-1,)) if x.ndim else x.reshape(1)
             if flat.shape[-1] < 2:
                 continue
