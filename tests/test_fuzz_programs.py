@@ -590,7 +590,7 @@ class Gen:
     # -- v2 builtins (issue 15): convolution, pooling, gather, einsum, constructors, ...
     def f_v2(self, shape, depth):
         """One of the v2 builtins that can give `shape`; as a group, so the older forms keep their share."""
-        forms = ["einsum", "dropout"]
+        forms = ["einsum", "dropout"] + (["grad_v2"] if self.mode in ("smooth", "any") else [])
         if shape:
             forms += ["take", "cumsum", "pad", "flatten", "construct"]
         if len(shape) >= 2:
@@ -837,12 +837,27 @@ class Gen:
             y = f"sum(grad({y}, {x}) * {self.expr(shape, 0)})"
         return f"grad({y}, {x})"
 
-    def v2_of(self, x, shape, depth):
+    def f_grad_v2(self, shape, depth):
+        """A scalar of grad(y, x) for x of rank 3 or 4 and y through a convolution or a pool of x, times a
+        value of the shape: the target shapes seldom have the rank that would bring these about in f_grad."""
+        sizes = [self.pick([1, 2]), self.pick([1, 2, 4])] + [int(self.rng.integers(2, 6))
+                                                             for _ in range(self.pick([1, 2]))]
+        xs = tuple((str(v), v) for v in sizes)
+        x = self.declare(xs)
+        if {n: k for n, _, k in self.leaves}.get(x) == "implicit":
+            return self.f_unary(shape, depth)
+        text, out = self.v2_of(x, xs, depth, spatial=True)
+        y = f"sum(tanh({text}) * {self.expr(out, 0)})"
+        for _ in range(self.pick([0, 1, 1, 2])):  # second and third derivatives: the gradients' gradients
+            y = f"sum(grad({y}, {x}) * {self.expr(xs, 0)})"
+        return f"(sum(grad({y}, {x}) * {self.expr(xs, 0)}) * {self.expr(shape, depth)})"
+
+    def v2_of(self, x, shape, depth, spatial=False):
         """(text, shape) of a v2 operation of the name x of `shape`: conv (x as input or weight), pool, take,
         cumsum; None when none fits. Written by f_grad, so that in-language grad builds conv_input_grad,
         conv_weight_grad, max_pool2d_grad, pool_select, avg_pool2d_grad, take_grad, rev_cumsum."""
         kinds = []
-        if shape and self.fixed(shape[0]) and shape[0][1] >= 1:
+        if shape and self.fixed(shape[0]) and shape[0][1] >= 1 and not spatial:
             kinds += ["take", "cumsum"]
         if len(shape) in (3, 4) and all(self.fixed(a) and a[1] >= 1 for a in shape):
             kinds += ["conv_input", "conv_weight"] + (["pool"] if len(shape) == 4 else [])
@@ -1077,9 +1092,17 @@ def _with_value(differentiated, value):
 
 
 def _t_bce(p, y):
+    """PyTorch's BCELoss, its target differentiated as its forward is written: with the logs clamped at -100.
+
+    PyTorch's own target gradient, log(1 - p) - log(p), is not clamped: 184 at p = 1e-80 where its
+    forward (30 for y = 0.3) has 100, and -inf at p = 0; graphdsl differentiates the clamped forward.
+    """
     p, y = torch.broadcast_tensors(p, y)
     if bool(torch.all((y >= 0) & (y <= 1))):
-        return F.binary_cross_entropy(p, y)
+        loss = F.binary_cross_entropy(p, y.detach())
+        logs = (torch.clamp(torch.log(p), min=-100) - torch.clamp(torch.log1p(-p), min=-100)).detach()
+        by_target = -(y * logs).mean()  # linear in y: the clamped forward's derivative in y
+        return loss + (by_target - by_target.detach())
     # PyTorch refuses a target outside [0, 1] (a NaN one: sigmoid(c ** x) of a negative c), where the
     # value is NaN, and a program may still give a finite result: where(t > bce(...), a, b)
     return torch.full((), float("nan"), dtype=p.dtype) + 0 * (p.sum() + y.sum())
