@@ -7,9 +7,9 @@ a reduction over an inserted axis, positive, negative or a list of axes, with or
 without keepdims, a softmax, `.T` of any rank, a slice with a step of either
 sign, a def that may call a def, `grad` nested to the third order, onehot of
 whole-number labels, convolutions and pools of fitting windows, take, einsum,
-...), declaring inputs, params and consts of the shapes it needs on the way, with every binary op broadcasting. Some programs get extreme
-values (magnitudes from 1e-8 to 1e6, exact zeros) and some values in column
-order. `test_every_builtin_has_a_generator` fails when a builtin has no form.
+...), declaring inputs, params and consts of the shapes it needs on the way,
+with every binary op broadcasting. Some programs get extreme values
+(magnitudes from 1e-8 to 1e6, exact zeros) and some values in column order. `test_every_builtin_has_a_generator` fails when a builtin has no form.
 Then:
 
 * `check` accepts every generated program (it is valid by construction), and
