@@ -9,7 +9,8 @@ sign, a def that may call a def, `grad` nested to the third order, onehot of
 whole-number labels, convolutions and pools of fitting windows, take, einsum,
 ...), declaring inputs, params and consts of the shapes it needs on the way,
 with every binary op broadcasting. Some programs get extreme values
-(magnitudes from 1e-8 to 1e6, exact zeros) and some values in column order. `test_every_builtin_has_a_generator` fails when a builtin has no form.
+(magnitudes from 1e-8 to 1e6, exact zeros) and some values in column order.
+`test_every_builtin_has_a_generator` fails when a builtin has no form.
 Then:
 
 * `check` accepts every generated program (it is valid by construction), and
