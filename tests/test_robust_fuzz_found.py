@@ -96,3 +96,18 @@ def test_compiled_program_equals_reference_through_v2_operations(case):
         for plan in plans:
             got, want = plan.run(leaves), plan.run_reference(leaves)
             assert all(_bits_equal(a, b) for a, b in zip(got, want)), f"seed {seed}"
+
+
+# Found by the CLI mutants: a token mutation wrote `[[[1.@17]]]` into an input's default, and
+# `check` ended in NumPy's ValueError from matmul of two numbers (exit 3). Constant arithmetic
+# on shapes that do not fit is a located error, as in the graph.
+@pytest.mark.parametrize("text, words", [
+    ("input x : [1] = [1.@17]\n", ["E107", "`@` does not apply to shapes [] and []", "1:18"]),
+    ("const c = [1, 2] + [1, 2, 3]\n", ["E107", "`+` does not apply to shapes [2] and [3]", "1:11"]),
+])
+def test_constant_arithmetic_on_shapes_that_do_not_fit_is_located(text, words):
+    with pytest.raises(graphdsl.GraphDSLError) as info:
+        graphdsl.parse(text + "L = 1\noutput L\n", "m.gdsl")
+    message = info.value.format()
+    for word in words:
+        assert word in message, message
