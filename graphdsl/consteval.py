@@ -54,8 +54,12 @@ def const_eval(expr, lookup, call=None):
         if isinstance(node, A.UnaryOp):
             return -vals[0] if node.op == "-" else vals[0]
         if isinstance(node, A.BinOp):
-            with np.errstate(all="ignore"):
-                return REGISTRY[BIN[node.op]].forward(np.asarray(vals[0], float), np.asarray(vals[1], float))
+            try:
+                with np.errstate(all="ignore"):
+                    return REGISTRY[BIN[node.op]].forward(np.asarray(vals[0], float), np.asarray(vals[1], float))
+            except ValueError:  # shapes that do not fit (`2 @ 3`, `[1, 2] + [1, 2, 3]`): located, not a traceback
+                shapes = " and ".join(str(list(np.shape(v))) for v in vals)
+                raise NotConstant(f"`{node.op}` does not apply to shapes {shapes}", node.span) from None
         if isinstance(node, A.Transpose):
             return np.transpose(vals[0])
         if isinstance(node, A.Slice):

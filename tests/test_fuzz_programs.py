@@ -6,10 +6,11 @@ function of the same shape, a matmul with a matching inner dim, 1-D and batched,
 a reduction over an inserted axis, positive, negative or a list of axes, with or
 without keepdims, a softmax, `.T` of any rank, a slice with a step of either
 sign, a def that may call a def, `grad` nested to the third order, onehot of
-whole-number labels, ...), declaring inputs, params and consts of the shapes it
-needs on the way, with every binary op broadcasting. Some programs get extreme
-values (magnitudes from 1e-8 to 1e6, exact zeros) and some values in column
-order. `test_every_builtin_has_a_generator` fails when a builtin has no form.
+whole-number labels, convolutions and pools of fitting windows, take, einsum,
+...), declaring inputs, params and consts of the shapes it needs on the way,
+with every binary op broadcasting. Some programs get extreme values
+(magnitudes from 1e-8 to 1e6, exact zeros) and some values in column order.
+`test_every_builtin_has_a_generator` fails when a builtin has no form.
 Then:
 
 * `check` accepts every generated program (it is valid by construction), and
@@ -85,11 +86,17 @@ SMOOTH_UNARY = [
     "tanh({})", "sigmoid({})", "sin({})", "cos({})", "softplus({})", "log_sigmoid({})", "gelu({})",
     "square({})", "({}) ** 2", "({}) ** 3", "exp(tanh({}))", "expm1(tanh({}))", "log1p(square({}))",
     "log(1 + square({}))", "sqrt(1 + square({}))", "reciprocal(2 + sin({}))", "exp(-square({}))",
-    "elu({}, alpha=1)", "-({})", "+({})", "stop_gradient_free({})",
+    "elu({}, alpha=1)", "-({})", "+({})",
+    # v2 elementwise, their arguments kept inside the domain (|x| < 1 for asin/acos, x > 0 for the logs)
+    "tan(tanh({}))", "atan({})", "asin(0.9 * tanh({}))", "acos(0.9 * tanh({}))", "sinh(tanh({}))",
+    "cosh(tanh({}))", "erf({})", "log2(1 + square({}))", "log10(2 + sin({}))",
+    "stop_gradient_free({})",
 ]
-KINKED_UNARY = ["relu({})", "abs({})", "leaky_relu({}, alpha=0.1)", "leaky_relu({})", "sign({}) * 0.5"]
+KINKED_UNARY = ["relu({})", "abs({})", "leaky_relu({}, alpha=0.1)", "leaky_relu({})", "sign({}) * 0.5",
+                "floor({})", "ceil({})", "round({})"]  # steps: gradient zero, jumps at integers (halves)
 UNSAFE_UNARY = ["log({})", "sqrt({})", "reciprocal({})", "exp({})", "({}) ** 0.5", "({}) ** -1", "sign({})",
-                "stop_gradient({})", "exp(exp({}))", "elu({}, alpha=0.5)"]
+                "stop_gradient({})", "exp(exp({}))", "elu({}, alpha=0.5)",
+                "tan({})", "asin({})", "acos({})", "log2({})", "log10({})", "sinh({})", "cosh({})"]
 # Scalars an in-language grad differentiates: their reverse-mode rules' own operators (sum_to, count,
 # extreme_mask, min_mask, ...) are then differentiated in turn.
 GRAD_BODIES = ["sum(tanh({x}) * {e})", "sum(({x}) ** 3 * {e})", "sqnorm(sin({x}) * {e})", "mean(sigmoid({x} * {e}))",
@@ -106,7 +113,7 @@ UNSAFE_BINARY = ["{} / {}", "{} ** {}", "({} == {}) * 2", "({} != {})"]
 SMOOTH_REDUCE = ["sum", "mean", "logsumexp", "var", "norm", "sqnorm"]
 KINKED_REDUCE = ["max", "min"]
 KINK_OPS = {"relu", "abs", "leaky_relu", "maximum", "minimum", "max", "min", "clip", "gt", "ge", "lt", "le",
-            "eq", "ne", "sign", "where", "elu"}
+            "eq", "ne", "sign", "where", "elu", "floor", "ceil", "round", "argmax", "argmin", "max_pool2d"}
 
 
 class Program:
@@ -311,12 +318,13 @@ class Gen:
         if any(t == "1" for t, _ in shape):
             forms += ["expand_dims", "keepdims"]
         forms += ["squeeze", "call", "call"] + (["outer"] if len(shape) == 2 else [])
+        forms += ["v2"] * 5  # the builtins of issue 15, one choice among them (see f_v2)
         if shape == ():
             forms += ["loss", "loss", "trace", "dot"]
         if self.mode in ("smooth", "any"):  # "any": compared with PyTorch only, kinks and all
             forms += ["grad", "grad"]
         if self.mode in ("kinked", "any"):
-            forms += ["kinked_unary", "kinked_binary", "where", "clip", "kinked_reduce"]
+            forms += ["kinked_unary", "kinked_binary", "where", "clip", "kinked_reduce", "argreduce"]
         if self.mode == "any":
             forms += ["unsafe_unary", "unsafe_binary", "stop_gradient"]
         form = self.pick(forms)
@@ -442,6 +450,13 @@ class Gen:
             return f"bce_with_logits({self.expr(inner, depth)}, sigmoid({self.expr(inner, depth)}))"
         inner = inner or (self.axis(),)
         i = self.draw(st.integers(0, len(inner) - 1))
+        rest = inner[:i] + inner[i + 1:]
+        if self.chance(0.4) and inner[i][1] >= 1 and all(self.fixed(a) for a in inner) and \
+                0 < math.prod(self.sizes(rest)) <= 12:  # integer class labels, the class axis left out
+            labels = self.index_const(rest, inner[i][1])
+            self.features["cross_entropy_labels"] += 1
+            axis = "" if i == len(inner) - 1 and self.chance(0.5) else f", axis={self.pick([i, i - len(inner)])}"
+            return f"cross_entropy({self.expr(inner, depth)}, {labels}{axis})"
         return f"cross_entropy({self.expr(inner, depth)}, softmax({self.expr(inner, depth)}, axis={i}), axis={i})"
 
     def f_trace(self, shape, depth):
@@ -573,6 +588,216 @@ class Gen:
         lo = self.num(-1, 0)
         return f"clip({self.expr(shape, depth)}, {lo}, {round(lo + self.num(0.1, 2), 3)})"
 
+    # -- v2 builtins (issue 15): convolution, pooling, gather, einsum, constructors, ...
+    def f_v2(self, shape, depth):
+        """One of the v2 builtins that can give `shape`; as a group, so the older forms keep their share."""
+        forms = ["einsum", "dropout"] + (["grad_v2"] if self.mode in ("smooth", "any") else [])
+        if shape:
+            forms += ["take", "cumsum", "pad", "flatten", "construct"]
+        if len(shape) >= 2:
+            forms += ["triangle"]
+        if len(shape) in (2, 3, 4):  # conv1d, conv2d or a pool, flattened to rank 2 or 3
+            forms += ["conv", "conv", "conv", "pool", "pool"]
+        form = self.pick(forms)
+        self.features[form] += 1
+        return getattr(self, "f_" + form)(shape, depth)
+
+    def spatial_ok(self, shape):
+        """Every axis after the batch axis fixed and not empty: a window's arithmetic needs its size."""
+        return all(self.fixed(a) and a[1] >= 1 for a in shape[1:])
+
+    def window_input(self, out, k, stride, pad, dil):
+        """An input size n with floor((n + 2 pad - dil (k - 1) - 1) / stride) + 1 == out (the rest dropped)."""
+        for p in (pad, 0):
+            n = (out - 1) * stride + dil * (k - 1) + 1 - 2 * p + int(self.rng.integers(stride))
+            if n >= 1:
+                return n, p
+        raise AssertionError("unreachable: with no padding the input is at least the window")
+
+    def spatial_arg(self, name, values, default):
+        """`, stride=2` or `, stride=[1, 2]`, or nothing for the default."""
+        if all(v == default for v in values) and self.chance(0.6):
+            return ""
+        if len(set(values)) == 1 and self.chance(0.7):
+            return f", {name}={values[0]}"
+        return f", {name}={list(values)}"
+
+    def unflattened(self, shape, rank):
+        """A shape of `rank` that flatten(..., start=len(shape) - 1) turns into `shape` (the last axis split)."""
+        m = shape[-1][1]
+        parts = []
+        for _ in range(rank - len(shape)):  # the first splits of the last axis, then what is left
+            parts.append(self.pick([d for d in range(1, m + 1) if m % d == 0]))
+            m //= parts[-1]
+        return shape[:-1] + tuple((str(v), v) for v in parts + [m])
+
+    def flattened(self, shape, make, rank, depth):
+        """flatten(make(out, depth), start) giving `shape` from an `out` of `rank`."""
+        start = len(shape) - 1
+        inner = make(self.unflattened(shape, rank), depth)
+        self.features["flatten_spatial"] += 1
+        return f"flatten({inner})" if start == 1 and self.chance(0.5) else f"flatten({inner}, start={start})"
+
+    def f_conv(self, shape, depth):
+        """conv1d/conv2d of the shape, or flattened from a convolution's [N, O, L] or [N, O, H, W]."""
+        if not self.spatial_ok(shape):
+            return self.f_unary(shape, depth)
+        if len(shape) == 4 or (len(shape) == 3 and self.chance(0.5)):
+            return self.conv(shape, depth)
+        rank = 4 if len(shape) == 3 else self.pick([3, 4])
+        return self.flattened(shape, self.conv, rank, depth)
+
+    def conv(self, out, depth):
+        """conv1d or conv2d giving `out` ([N, O, L] or [N, O, H, W]): kernel, stride, padding, dilation, groups."""
+        o = out[1][1]
+        groups = self.pick([g for g in (1, 1, 2, 3, 4) if o % g == 0])
+        per_group = self.pick([1, 1, 2])
+        ks, strides, pads, dils, sizes = [], [], [], [], []
+        for _, size in out[2:]:
+            k, s, d = int(self.rng.integers(1, 4)), self.pick([1, 1, 2]), self.pick([1, 1, 2])
+            n, p = self.window_input(size, k, s, self.pick([0, 0, 1, 2]), d)
+            ks.append(k), strides.append(s), pads.append(p), dils.append(d), sizes.append(n)
+        x_shape = (out[0], (str(groups * per_group), groups * per_group)) + tuple((str(n), n) for n in sizes)
+        w_shape = (out[1], (str(per_group), per_group)) + tuple((str(k), k) for k in ks)
+        args = self.spatial_arg("stride", strides, 1) + self.spatial_arg("padding", pads, 0)
+        args += self.spatial_arg("dilation", dils, 1) + ("" if groups == 1 and self.chance(0.7) else f", groups={groups}")
+        x = self.f_pool(x_shape, depth) if len(out) == 4 and self.chance(0.4) else self.expr(x_shape, depth)
+        op = "conv1d" if len(out) == 3 else "conv2d"
+        self.features[op] += 1
+        return f"{op}({x}, {self.expr(w_shape, depth)}{args})"
+
+    def f_pool(self, shape, depth):
+        """max_pool2d or avg_pool2d giving [N, C, Ho, Wo]: windows that divide the input or leave a rest."""
+        if not self.spatial_ok(shape):
+            return self.f_unary(shape, depth)
+        if len(shape) in (2, 3):
+            return self.flattened(shape, self.f_pool, 4, depth)
+        op = "avg_pool2d" if self.mode == "smooth" else self.pick(["avg_pool2d", "max_pool2d"])
+        ks = [int(self.rng.integers(1, 4)) for _ in range(2)]
+        strides = ks if self.chance(0.5) else [self.pick([1, 2]) for _ in range(2)]
+        explicit_stride = strides is not ks
+        pads, sizes = [], []
+        for (_, size), k, s in zip(shape[2:], ks, strides):
+            n, p = self.window_input(size, k, s, int(self.rng.integers(0, k // 2 + 1)), 1)
+            pads.append(p), sizes.append(n)
+        inner = shape[:2] + tuple((str(n), n) for n in sizes)
+        k_text = str(ks[0]) if ks[0] == ks[1] and self.chance(0.7) else str(ks)
+        args = (self.spatial_arg("stride", strides, None) if explicit_stride else "") + self.spatial_arg(
+            "padding", pads, 0)
+        self.features[op] += 1
+        return f"{op}({self.expr(inner, depth)}, {k_text}{args})"
+
+    def f_flatten(self, shape, depth):
+        """flatten(x, start) whose merged axes give the last axis of `shape`."""
+        last = shape[-1]
+        if not self.fixed(last):
+            return self.f_unary(shape, depth)
+        m = last[1]
+        splits = [(m,), (1, m), (m, 1)] + [(d, m // d) for d in range(2, m) if m % d == 0]
+        if m == 4:
+            splits.append((2, 1, 2))
+        split = self.pick(splits)
+        inner = shape[:-1] + tuple((str(v), v) for v in split)
+        start = len(shape) - 1
+        if start == 1 and self.chance(0.4):
+            return f"flatten({self.expr(inner, depth)})"
+        return f"flatten({self.expr(inner, depth)}, start={start if self.chance(0.5) else start - len(inner)})"
+
+    def index_const(self, idx_shape, high, low=0):
+        """A const of whole numbers from low to high - 1 (negative ones count from the end): indices, labels."""
+        values = self.rng.integers(low, high, self.sizes(idx_shape)).astype(float)
+        name = self.fresh("c")
+        self.decls.append(f"const {name} = {literal(values)}")
+        self.leaves.append((name, idx_shape, "const"))
+        return name
+
+    def f_take(self, shape, depth):
+        """take(x, idx, axis): idx's shape (rank 0 to 2) takes the place of the axis; indices repeat, count back."""
+        r = self.draw(st.integers(0, min(2, len(shape))))
+        i = self.draw(st.integers(0, len(shape) - r))
+        idx_shape = shape[i:i + r]
+        ax = self.axis(allow_free=False)
+        if ax[1] == 0 or not all(self.fixed(a) for a in idx_shape) or not 0 < math.prod(self.sizes(idx_shape)) <= 12:
+            return self.f_unary(shape, depth)
+        idx = self.index_const(idx_shape, ax[1], -ax[1])
+        inner = shape[:i] + (ax,) + shape[i + r:]
+        axis = i if self.chance(0.6) else i - len(inner)
+        x = self.expr(inner, depth)
+        return f"take({x}, {idx})" if axis == 0 and self.chance(0.5) else f"take({x}, {idx}, axis={axis})"
+
+    def f_einsum(self, shape, depth):
+        """einsum of one to three operands: each term a random set of the output's and contracted letters."""
+        letters = [str(c) for c in self.rng.permutation(list("abcdefghijklmnopqrstuvwxyz"))]
+        out = letters[:len(shape)]
+        axes = dict(zip(out, shape))
+        for letter in letters[len(shape):len(shape) + self.draw(st.integers(0, 2))]:  # contracted
+            axes[letter] = self.axis()
+        names = list(axes)
+        terms = []
+        for _ in range(self.pick([1, 2, 2, 3])):
+            k = int(self.rng.integers(0, min(3, len(names)) + 1))
+            terms.append([str(c) for c in self.rng.permutation(names)[:k]])
+        for letter in out:  # every output letter in some operand
+            if not any(letter in t for t in terms):
+                t = self.pick(terms)
+                t.insert(int(self.rng.integers(len(t) + 1)), letter)
+        spec = ",".join("".join(t) for t in terms) + "->" + "".join(out)
+        args = ", ".join(self.expr(tuple(axes[c] for c in t), depth) for t in terms)
+        self.features["einsum_operands%d" % len(terms)] += 1
+        return f'einsum("{spec}", {args})'
+
+    def f_cumsum(self, shape, depth):
+        axis = self.draw(st.integers(-len(shape), len(shape) - 1))
+        x = self.expr(shape, depth)
+        return f"cumsum({x}, {axis})" if self.chance(0.5) else f"cumsum({x}, axis={axis})"
+
+    def f_pad(self, shape, depth):
+        """pad(x, [[before, after], ...], value): x is `shape` less the widths on its fixed axes."""
+        widths = []
+        for ax in shape:
+            room = ax[1] if self.zero_sizes else ax[1] - 1  # x's axis may be empty only where sizes may be 0
+            total = int(self.rng.integers(0, min(room, 2) + 1)) if self.fixed(ax) and room > 0 else 0
+            before = int(self.rng.integers(0, total + 1))
+            widths.append([before, total - before])
+        inner = tuple(ax if sum(w) == 0 else (str(ax[1] - sum(w)), ax[1] - sum(w)) for ax, w in zip(shape, widths))
+        value = "" if self.chance(0.5) else f", value={self.num(-2, 2)}"
+        return f"pad({self.expr(inner, depth)}, {widths}{value})"
+
+    def f_triangle(self, shape, depth):
+        op, k = self.pick(["tril", "triu"]), self.draw(st.integers(-2, 2))
+        x = self.expr(shape, depth)
+        return self.pick([f"{op}({x})", f"{op}({x}, {k})", f"{op}({x}, k={k})"])
+
+    def f_construct(self, shape, depth):
+        """A constructed constant (arange, ones, zeros, eye; sizes may be dims) with a value of the shape."""
+        kinds = ["ones", "zeros"] + (["arange"] if len(shape) == 1 else [])
+        if len(shape) == 2:
+            kinds.append("eye")
+        kind = self.pick(kinds)
+        if kind == "eye":  # the identity of the first axis, times a matrix of the shape
+            return f"(eye({shape[0][0]}) @ {self.expr(shape, depth)})"
+        made = {"ones": f"ones({self.fmt_shape(shape)})", "zeros": f"zeros({self.fmt_shape(shape)})",
+                "arange": f"arange({shape[0][0]})"}[kind]
+        return f"({made} {self.pick(['*', '+', '-'])} {self.expr(self.partner(shape), depth)})"
+
+    def f_argreduce(self, shape, depth):
+        """argmax/argmin over an inserted axis (or of the whole array): a step function, gradient zero."""
+        op = self.pick(["argmax", "argmin"])
+        if shape == () and self.chance(0.3):
+            return f"({op}({self.expr(self.shape(), depth)}) * {self.expr((), depth)})"
+        i = self.draw(st.integers(0, len(shape)))
+        inner = shape[:i] + (self.axis(),) + shape[i:]
+        axis = i if self.chance(0.5) else i - len(inner)
+        call = f"{op}({self.expr(inner, depth)}, {axis})" if self.chance(0.5) else \
+            f"{op}({self.expr(inner, depth)}, axis={axis})"
+        return f"({call} * {self.expr(self.partner(shape), depth)})"
+
+    def f_dropout(self, shape, depth):
+        """dropout in eval mode (the identity): the API and the gradient properties run in eval mode."""
+        p = self.pick([0.0, 0.1, 0.5, 0.9])
+        x = self.expr(shape, depth)
+        return f"dropout({x}, {p})" if self.chance(0.5) else f"dropout({x}, p={p})"
+
     def f_onehot(self, shape, depth):
         """onehot(labels, k, axis) of const labels (whole numbers), times a value of the same shape."""
         axes = [i for i, ax in enumerate(shape) if self.fixed(ax) and ax[1] >= 1]
@@ -596,17 +821,87 @@ class Gen:
         kinds = {n: k for n, _, k in self.leaves}
         if not re.fullmatch(r"[A-Za-z_]\w*", x) or x in self.dims or kinds.get(x) == "implicit":
             return self.expr(shape, depth)
-        body = self.pick(GRAD_BODIES + (GRAD_BODIES_KINKED if self.mode != "smooth" else []))
-        inner = x
-        if self.chance(0.8):  # through an activation, so that its derivative's own rule is differentiated
-            inner = self.pick(GRAD_INNER + (GRAD_INNER_KINKED if self.mode != "smooth" else [])).format(x)
-        big = self.expr((("2", 2),) + shape, 0) if "{big}" in body else ""  # x broadcast: its cotangent summed
-        y = body.format(x=inner, e=self.expr(shape, max(0, depth - 1)), big=big)
+        through = self.v2_of(x, shape, depth) if self.chance(0.3) else None
+        if through is not None:  # y through a v2 operation of x: its gradient's operators are built, then theirs
+            text, out = through
+            y = f"sum(tanh({text}) * {self.expr(out, max(0, depth - 1))})"
+        else:
+            body = self.pick(GRAD_BODIES + (GRAD_BODIES_KINKED if self.mode != "smooth" else []))
+            inner = x
+            if self.chance(0.8):  # through an activation, so that its derivative's own rule is differentiated
+                inner = self.pick(GRAD_INNER + (GRAD_INNER_KINKED if self.mode != "smooth" else [])).format(x)
+            big = self.expr((("2", 2),) + shape, 0) if "{big}" in body else ""  # x broadcast: its cotangent summed
+            y = body.format(x=inner, e=self.expr(shape, max(0, depth - 1)), big=big)
         order = self.pick([1, 1, 2, 2, 3])  # grad of a contraction of grad: second and third derivatives
         self.features[f"grad_order{order}"] += 1
         for _ in range(order - 1):
             y = f"sum(grad({y}, {x}) * {self.expr(shape, 0)})"
         return f"grad({y}, {x})"
+
+    def f_grad_v2(self, shape, depth):
+        """A scalar of grad(y, x) for x of rank 3 or 4 and y through a convolution or a pool of x, times a
+        value of the shape: the target shapes seldom have the rank that would bring these about in f_grad."""
+        sizes = [self.pick([1, 2]), self.pick([1, 2, 4])] + [int(self.rng.integers(2, 6))
+                                                             for _ in range(self.pick([1, 2]))]
+        xs = tuple((str(v), v) for v in sizes)
+        x = self.declare(xs)
+        if {n: k for n, _, k in self.leaves}.get(x) == "implicit":
+            return self.f_unary(shape, depth)
+        text, out = self.v2_of(x, xs, depth, spatial=True)
+        y = f"sum(tanh({text}) * {self.expr(out, 0)})"
+        for _ in range(self.pick([0, 1, 1, 2])):  # second and third derivatives: the gradients' gradients
+            y = f"sum(grad({y}, {x}) * {self.expr(xs, 0)})"
+        return f"(sum(grad({y}, {x}) * {self.expr(xs, 0)}) * {self.expr(shape, depth)})"
+
+    def v2_of(self, x, shape, depth, spatial=False):
+        """(text, shape) of a v2 operation of the name x of `shape`: conv (x as input or weight), pool, take,
+        cumsum; None when none fits. Written by f_grad, so that in-language grad builds conv_input_grad,
+        conv_weight_grad, max_pool2d_grad, pool_select, avg_pool2d_grad, take_grad, rev_cumsum."""
+        kinds = []
+        if shape and self.fixed(shape[0]) and shape[0][1] >= 1 and not spatial:
+            kinds += ["take", "cumsum"]
+        if len(shape) in (3, 4) and all(self.fixed(a) and a[1] >= 1 for a in shape):
+            kinds += ["conv_input", "conv_weight"] + (["pool"] if len(shape) == 4 else [])
+        if not kinds:
+            return None
+        kind = self.pick(kinds)
+        self.features["grad_through_" + kind] += 1
+        if kind == "cumsum":
+            return f"cumsum({x}, {self.draw(st.integers(-len(shape), len(shape) - 1))})", shape
+        if kind == "take":  # along the first axis: indices repeat and count from the end
+            n = shape[0][1]
+            idx_shape = (("3", 3),)
+            return f"take({x}, {self.index_const(idx_shape, n, -n)})", idx_shape + shape[1:]
+        if kind == "pool":
+            op = "avg_pool2d" if self.mode == "smooth" else self.pick(["avg_pool2d", "max_pool2d"])
+            k, stride = self.pick([1, 2, 3]), self.pick([None, 1, 2])
+            if min(s for _, s in shape[2:]) < k:
+                k = 1
+            pad = int(self.rng.integers(0, k // 2 + 1))
+            out = shape[:2] + tuple((str(v), v) for v in
+                                    ((n + 2 * pad - k) // (stride or k) + 1 for _, n in shape[2:]))
+            args = ("" if stride is None else f", stride={stride}") + (f", padding={pad}" if pad else "")
+            return f"{op}({x}, {k}{args})", out
+        nd = len(shape) - 2
+        op = "conv1d" if nd == 1 else "conv2d"
+        if kind == "conv_weight":  # x is the weight [O, C/groups, *k]
+            o, per_group = shape[0][1], shape[1][1]
+            groups = self.pick([g for g in (1, 2) if o % g == 0])
+            sizes = [self.window_input(int(self.rng.integers(1, 3)), k, 1, 0, 1)[0] for _, k in shape[2:]]
+            inp = ((str(2), 2), (str(groups * per_group), groups * per_group)) + tuple((str(n), n) for n in sizes)
+            out = (("2", 2), shape[0]) + tuple((str(n - k + 1), n - k + 1) for n, (_, k) in zip(sizes, shape[2:]))
+            return f"{op}({self.expr(inp, 0)}, {x}, groups={groups})", out
+        c = shape[1][1]  # x is the input [N, C, *spatial]
+        groups = self.pick([g for g in (1, 2) if c % g == 0])
+        k, stride, pad, dil = self.pick([1, 2, 3]), self.pick([1, 2]), self.pick([0, 1]), self.pick([1, 2])
+        if min(n for _, n in shape[2:]) + 2 * pad < dil * (k - 1) + 1:
+            k = 1
+        o = groups * self.pick([1, 2])
+        w_shape = ((str(o), o), (str(c // groups), c // groups)) + ((str(k), k),) * nd
+        out = (shape[0], w_shape[0]) + tuple((str(v), v) for v in
+                                             ((n + 2 * pad - dil * (k - 1) - 1) // stride + 1 for _, n in shape[2:]))
+        args = f", stride={stride}, padding={pad}, dilation={dil}, groups={groups}"
+        return f"{op}({x}, {self.expr(w_shape, 0)}{args})", out
 
     def f_call(self, shape, depth):
         """A call of a def: elementwise in its arguments, so it fits any shape."""
@@ -785,9 +1080,33 @@ def _t_onehot(labels, k=None, axis=-1):
 
 
 def _t_cross_entropy(z, t, axis=-1):
+    if t.ndim == z.ndim - 1:  # integer class labels, the class axis left out
+        return F.cross_entropy(z if z.ndim == 1 else z.movedim(int(axis), 1), _labels(t))
     if z.ndim == 1:
         return F.cross_entropy(z, t)
     return F.cross_entropy(z.movedim(axis, 1), t.movedim(axis, 1))
+
+
+def _with_value(differentiated, value):
+    """`value`, differentiated as `differentiated` (within an ulp of it: their difference, and the sum, are exact)."""
+    return differentiated + (value - differentiated).detach()
+
+
+def _t_bce(p, y):
+    """PyTorch's BCELoss, its target differentiated as its forward is written: with the logs clamped at -100.
+
+    PyTorch's own target gradient, log(1 - p) - log(p), is not clamped: 184 at p = 1e-80 where its
+    forward (30 for y = 0.3) has 100, and -inf at p = 0; graphdsl differentiates the clamped forward.
+    """
+    p, y = torch.broadcast_tensors(p, y)
+    if bool(torch.all((y >= 0) & (y <= 1))):
+        loss = F.binary_cross_entropy(p, y.detach())
+        logs = (torch.clamp(torch.log(p), min=-100) - torch.clamp(torch.log1p(-p), min=-100)).detach()
+        by_target = -(y * logs).mean()  # linear in y: the clamped forward's derivative in y
+        return loss + (by_target - by_target.detach())
+    # PyTorch refuses a target outside [0, 1] (a NaN one: sigmoid(c ** x) of a negative c), where the
+    # value is NaN, and a program may still give a finite result: where(t > bce(...), a, b)
+    return torch.full((), float("nan"), dtype=p.dtype) + 0 * (p.sum() + y.sum())
 
 
 def _t_count(like=None, axis=None):
@@ -805,6 +1124,105 @@ def _t_squeeze(x, axis=None):
     if axis is None:
         return x.squeeze()
     return x.squeeze(tuple(axis) if isinstance(axis, (list, tuple)) else int(axis))
+
+
+def _ints(value, nd):
+    """A spatial attribute (a number or a list, floats from the parser) as a tuple of nd ints."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value] * nd
+    return tuple(int(getattr(v, "size", v)) for v in items)  # a graph's attrs hold numbers as Dims
+
+
+def _conv_kw(nd, stride=1, padding=0, dilation=1, groups=1):
+    return dict(stride=_ints(stride, nd), padding=_ints(padding, nd), dilation=_ints(dilation, nd),
+                groups=int(groups))
+
+
+def _t_conv(nd):
+    fn = F.conv1d if nd == 1 else F.conv2d
+    return lambda x, w, **kw: fn(x, w, **_conv_kw(nd, **kw))
+
+
+def _t_conv_any(x, w, nd=2, **kw):
+    return _t_conv(int(nd))(x, w, **kw)
+
+
+def _t_conv_input_grad(gy, w, like=None, nd=2, **kw):
+    """The input gradient of a convolution: torch's own (convolution_backward), differentiable again."""
+    fn = torch.nn.grad.conv1d_input if int(nd) == 1 else torch.nn.grad.conv2d_input
+    return fn(tuple(like), w, gy, **_conv_kw(int(nd), **kw))
+
+
+def _t_conv_weight_grad(x, gy, like=None, nd=2, **kw):
+    fn = torch.nn.grad.conv1d_weight if int(nd) == 1 else torch.nn.grad.conv2d_weight
+    return fn(x, tuple(like), gy, **_conv_kw(int(nd), **kw))
+
+
+def _pool_kw(k=None, stride=None, padding=0):
+    ks = _ints(k, 2)
+    return dict(kernel_size=ks, stride=ks if stride is None else _ints(stride, 2), padding=_ints(padding, 2))
+
+
+def _max_indices(x, **kw):
+    """Flat positions (within each [H, W] plane) of every window's maximum, by PyTorch's own kernel."""
+    _, idx = F.max_pool2d(x.detach(), return_indices=True, **_pool_kw(**kw))
+    return idx
+
+
+def _t_max_pool_grad(g, x, **kw):
+    """max_pool2d's vector-Jacobian product: g scattered to each window's maximum."""
+    idx = _max_indices(x, **kw)
+    n, c, h, w = x.shape
+    out = torch.zeros(n, c, h * w, dtype=g.dtype)
+    return out.scatter_add(2, idx.flatten(2), g.flatten(2)).reshape(n, c, h, w)
+
+
+def _t_pool_select(gg, x, **kw):
+    idx = _max_indices(x, **kw)
+    return gg.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+
+
+def _t_avg_pool_grad(g, like=None, **kw):
+    """avg_pool2d's vector-Jacobian product, by PyTorch's backward (create_graph: linear in g)."""
+    x0 = torch.zeros(tuple(like), dtype=g.dtype, requires_grad=True)
+    y = F.avg_pool2d(x0, count_include_pad=True, **_pool_kw(**kw))
+    return torch.autograd.grad(y, x0, g, create_graph=True)[0]
+
+
+def _labels(idx):
+    return idx.detach().round().long()
+
+
+def _t_take(x, idx, axis=0):
+    axis = int(axis) % x.ndim
+    i = _labels(idx).reshape(-1) % x.shape[axis]
+    picked = torch.index_select(x, axis, i)
+    return picked.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
+
+
+def _t_take_grad(g, idx, like=None, axis=0):
+    like = tuple(like)
+    axis = int(axis) % len(like)
+    i = _labels(idx).reshape(-1) % like[axis]
+    g = g.reshape(like[:axis] + (i.numel(),) + like[axis + 1:])
+    return torch.zeros(like, dtype=g.dtype).index_add(axis, i, g)
+
+
+def _t_pad(x, widths=None, value=0.0):
+    flat = [int(v) for pair in reversed(widths) for v in pair]  # F.pad lists the last axis first
+    return F.pad(x, flat, value=float(value)) if flat else x.clone()
+
+
+def _t_arg(fn):
+    def run(x, axis=None):
+        x = x.detach()
+        return (fn(x.reshape(-1)) if axis is None else fn(x, dim=int(axis))).double()
+    return run
+
+
+def _t_eye(like=None, n=None):
+    if like is None:
+        return torch.eye(int(n), dtype=torch.float64)
+    return torch.eye(*like, dtype=torch.float64) if len(like) == 2 else torch.ones(tuple(like), dtype=torch.float64)
 
 
 def _phi(x):
@@ -833,9 +1251,12 @@ TORCH = {} if torch is None else {
     "leaky_relu'": lambda x, alpha=0.01: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, float(alpha))),
     "elu": lambda x, alpha=1.0: F.elu(x, float(alpha)),
     "elu'": lambda x, alpha=1.0: torch.where(x > 0, torch.ones_like(x), float(alpha) * torch.exp(x.clamp(max=0))),
-    # not torch.sigmoid: its backward, y (1 - y), loses the tail (2.9e-8 relative at x = 20, where the
-    # exact derivative is 1.89e-9); exp(logsigmoid(x)) has an accurate one (graphdsl's is exact there)
-    "sigmoid": lambda x: torch.exp(F.logsigmoid(x)), "sigmoid'": lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
+    # not torch.sigmoid's backward: y (1 - y) loses the tail (2.9e-8 relative at x = 20, where the exact
+    # derivative is 1.89e-9); exp(logsigmoid(x)) has an accurate one (graphdsl's is exact there). Its value
+    # is torch.sigmoid's, which rounds as graphdsl's does: exp(logsigmoid(27.35)) is one unit in the last
+    # place off, and bce's log(1 - p) of it then 8.4e-5 relative (1 - p = 1.3e-12)
+    "sigmoid": lambda x: _with_value(torch.exp(F.logsigmoid(x)), torch.sigmoid(x)),
+    "sigmoid'": lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
     "tanh": torch.tanh, "tanh'": lambda x: 1 - torch.tanh(x) ** 2,
     "gelu": F.gelu, "gelu'": lambda x: torch.special.ndtr(x) + x * _phi(x),
     "gelu''": lambda x: _phi(x) * (2 - x * x),
@@ -846,7 +1267,7 @@ TORCH = {} if torch is None else {
     "log_softmax": lambda x, axis=-1: torch.log_softmax(x, dim=axis),
     "count": _t_count,
     "mse": lambda o, y: torch.mean((o - y) ** 2),
-    "bce": lambda p, y: F.binary_cross_entropy(*torch.broadcast_tensors(p, y)),
+    "bce": _t_bce,
     "bce_with_logits": lambda z, y: F.binary_cross_entropy_with_logits(*torch.broadcast_tensors(z, y)),
     "cross_entropy": _t_cross_entropy, "onehot": _t_onehot,
     "sum": _t_reduce(lambda x, d, k: torch.sum(x, dim=d, keepdim=k)),
@@ -858,7 +1279,7 @@ TORCH = {} if torch is None else {
     "norm": _t_reduce(lambda x, d, k: torch.linalg.vector_norm(x, 2, dim=d, keepdim=k)),
     "sqnorm": _t_reduce(lambda x, d, k: torch.sum(x * x, dim=d, keepdim=k)),
     "unreduce": _t_unreduce, "sum_to": _t_sum_to, "extreme_mask": _t_extreme_mask,
-    "eye": lambda like=None: torch.eye(*like, dtype=torch.float64),
+    "eye": _t_eye,
     "zeros_like": lambda like=None: torch.zeros(tuple(like), dtype=torch.float64),
     "reshape": lambda x, shape=None, like=None: x.reshape(tuple(like if like is not None else shape)),
     "broadcast_to": lambda x, shape=None, like=None: torch.broadcast_to(x, tuple(like if like is not None else shape)),
@@ -867,6 +1288,27 @@ TORCH = {} if torch is None else {
     "concat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
     "index": _t_index, "index_grad": _t_index_grad, "identity": lambda x: x,
+    # v2 builtins (issue 15) and their gradients' operators
+    "tan": torch.tan, "atan": torch.atan, "asin": torch.asin, "acos": torch.acos, "sinh": torch.sinh,
+    "cosh": torch.cosh, "erf": torch.special.erf, "log2": torch.log2, "log10": torch.log10,
+    "floor": torch.floor, "ceil": torch.ceil, "round": torch.round,  # PyTorch's gradient is zero too
+    "conv1d": _t_conv(1), "conv2d": _t_conv(2), "conv": _t_conv_any,
+    "conv_input_grad": _t_conv_input_grad, "conv_weight_grad": _t_conv_weight_grad,
+    "max_pool2d": lambda x, **kw: F.max_pool2d(x, **_pool_kw(**kw)),
+    "max_pool2d_grad": _t_max_pool_grad, "pool_select": _t_pool_select,
+    "avg_pool2d": lambda x, **kw: F.avg_pool2d(x, count_include_pad=True, **_pool_kw(**kw)),
+    "avg_pool2d_grad": _t_avg_pool_grad,
+    "flatten": lambda x, start=1: torch.flatten(x, int(start)),
+    "take": _t_take, "take_grad": _t_take_grad,
+    "cumsum": lambda x, axis=None: torch.cumsum(x, int(axis)),
+    "rev_cumsum": lambda x, axis=0: torch.flip(torch.cumsum(torch.flip(x, (int(axis),)), int(axis)), (int(axis),)),
+    "pad": _t_pad, "argmax": _t_arg(torch.argmax), "argmin": _t_arg(torch.argmin),
+    "arange": lambda n=None: torch.arange(int(n), dtype=torch.float64),
+    "ones": lambda shape=None: torch.ones(_ints(shape, 1), dtype=torch.float64),
+    "zeros": lambda shape=None: torch.zeros(_ints(shape, 1), dtype=torch.float64),
+    "tril": lambda x, k=0: torch.tril(x, int(k)), "triu": lambda x, k=0: torch.triu(x, int(k)),
+    "dropout": lambda x, mask, p=0.5: x * mask,  # the mask is a leaf: ones in eval mode
+    "einsum": lambda *xs, spec=None: torch.einsum(spec, *xs),
 }
 NOT_IN_TORCH = {"opaque"}  # a call of an undefined function: never evaluated
 
@@ -966,7 +1408,11 @@ KNOWN_BUGS: dict = {
 
 
 # The same, seen from the command line (an "internal error" line on stderr).
-KNOWN_CLI_BUGS: dict = {}  # none open
+KNOWN_CLI_BUGS: dict = {
+    # render's blocks (graphdsl/render/blocks.py, _absorb_params) look a def call's block node up in the
+    # graph, where it is not: KeyError 'call:f#1' (exit 3). Strict xfail in tests/test_hostile.py.
+    "render_block_keyerror": lambda argv, err: argv[0] == "render" and "KeyError: 'call:" in err,
+}
 
 
 def known_cli_bug(argv, err) -> str | None:
@@ -1150,15 +1596,19 @@ def differential(model, prog):
 
 
 def leaf_values(model, prog):
-    """Every input and param value the program runs with (given data and drawn initialisers)."""
+    """Every input and param value the program runs with (given data and drawn initialisers).
+
+    Not the dropout masks: they are not values one gives (each run draws them again, the same).
+    """
     compiled, given = model.compile(prog.values)
     leaves = model.leaf_values(compiled, given, 0)
-    return {k: np.asarray(v, dtype=np.float64) for k, v in leaves.items()}
+    return {k: np.asarray(v, dtype=np.float64) for k, v in leaves.items() if k in compiled.built.decls}
 
 
 def away_from_kinks(model, prog, leaves, margin=1e-3) -> bool:
     """Evaluate the arguments of every kinked op; False if one is within `margin` of its kink."""
-    compiled, _ = model.compile(prog.values)
+    compiled, given = model.compile(prog.values)
+    leaves = {**model.leaf_values(compiled, given, 0), **leaves}  # the dropout masks too
     g = compiled.built.graph
     kinked = [(n, d) for n, d in g.nodes(data=True) if d["kind"] == "op" and d["op"] in KINK_OPS]
     if not kinked:
@@ -1171,6 +1621,12 @@ def away_from_kinks(model, prog, leaves, margin=1e-3) -> bool:
         op = d["op"]
         if op in ("relu", "abs", "leaky_relu", "sign", "elu"):
             gap = np.abs(xs[0])
+        elif op in ("floor", "ceil"):  # steps at the integers
+            gap = np.abs(xs[0] - np.round(xs[0]))
+        elif op == "round":  # steps halfway between them
+            gap = np.abs(xs[0] - np.floor(xs[0]) - 0.5)
+        elif op == "max_pool2d":  # each window's top two must differ
+            gap = pool_window_gaps(xs[0], d["attrs"])
         elif op in ("maximum", "minimum", "gt", "ge", "lt", "le", "eq", "ne"):
             gap = np.abs(xs[0] - xs[1])
         elif op == "clip":
@@ -1182,6 +1638,8 @@ def away_from_kinks(model, prog, leaves, margin=1e-3) -> bool:
             axes = tuple(range(x.ndim)) if axis is None else ((axis,) if np.ndim(axis) == 0 else tuple(axis))
             axes = tuple(a % max(1, x.ndim) for a in axes)
             rest = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+            if not x.size:  # nothing to pick (argmax over an empty axis is refused before this)
+                continue
             flat = np.moveaxis(x, axes, tuple(range(-len(axes), 0))).reshape(rest + (-1,)) if x.ndim else x.reshape(1)
             if flat.shape[-1] < 2:
                 continue
@@ -1190,6 +1648,20 @@ def away_from_kinks(model, prog, leaves, margin=1e-3) -> bool:
         if np.size(gap) and float(np.min(gap)) < margin:
             return False
     return True
+
+
+def pool_window_gaps(x, attrs):
+    """The gap between the largest and the second largest element of each max_pool2d window (-inf padding)."""
+    ks = _ints(attrs["k"], 2)
+    stride = ks if attrs.get("stride") is None else _ints(attrs["stride"], 2)
+    pad = _ints(attrs.get("padding", 0), 2)
+    if ks[0] * ks[1] < 2:  # a window of one element: no kink
+        return np.array([np.inf])
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((p, p) for p in pad), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(xp, ks, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    top = np.sort(win.reshape(win.shape[:4] + (-1,)), axis=-1)
+    with np.errstate(invalid="ignore"):  # -inf - -inf: two padded cells, never both the top
+        return np.nan_to_num(top[..., -1] - top[..., -2], nan=np.inf)
 
 
 def _reject(name):

@@ -1187,6 +1187,31 @@ def test_reduction_over_an_empty_axis_in_render_and_train(tmp_path, command):
     assert code in (0, 1) and "internal error" not in err, err
 
 
+@pytest.mark.xfail(strict=True, reason="open: render/blocks.py _absorb_params reads g.nodes of a block node")
+def test_render_of_a_def_call_drawn_as_a_block_that_nothing_else_feeds(tmp_path):
+    """Found by the fuzzer: `render` ended in KeyError 'call:f6#1' (exit 3); main at 4ccede8 too."""
+    write(tmp_path, "m.gdsl", textwrap.dedent("""\
+        dim a = 1, m = 2, n = 2
+        param w1 : [n, a, m] = glorot()
+        input x4 : [n, 1, m]
+        const c7 : [m, 4] = [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]
+        param w11 : [3] = randn()
+        const c12 : [3, m] = [[6.304114907682319e-09, 5.811658124128057e-09], [1.294558819441117e-08, \
+        -7.546057912599311e-09], [1.6891074524436733e-08, -2.873877078086663e-09]]
+        def f6(p) {
+            return sin(p)
+        }
+        t3 = matmul(w1, x2)
+        t8 = log(2 + f6(c7))
+        y = stack([x10, w11], axis=1)
+        L = sum(y * c12)
+        output L
+        """).replace("\\\n", ""))
+    np.savez(tmp_path / "v.npz", x2=np.zeros((2, 2, 1)), x4=np.zeros((2, 1, 2)), x10=np.zeros(3))
+    code, _, err = run_cli("render", tmp_path / "m.gdsl", "-o", tmp_path / "out.json", "--load", tmp_path / "v.npz")
+    assert code == 0 and "internal error" not in err, err
+
+
 def test_train_checks_its_output_path_before_training(tmp_path, monkeypatch):
     """Found here: a typo in the --save folder lost the trained params (the path was checked after training)."""
     from graphdsl.commands import train as train_command

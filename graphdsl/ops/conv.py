@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..arrays import c_ordered
 from .base import Dim, OpDef, ShapeError, register
 from .reduce import _like_rule
 
@@ -95,7 +96,8 @@ def scatter_windows(gwin, like, stride, pad, dil):
             r, q = i * dil[0], j * dil[1]
             out[:, :, r:r + stride[0] * (ho - 1) + 1:stride[0], q:q + stride[1] * (wo - 1) + 1:stride[1]] += \
                 gwin[:, :, :, :, i, j]
-    return out[:, :, pad[0]:pad[0] + like[2], pad[1]:pad[1] + like[3]]
+    # row order, as the compiled program takes every non-view result to be (see arrays.py)
+    return c_ordered(out[:, :, pad[0]:pad[0] + like[2], pad[1]:pad[1] + like[3]])
 
 
 # ---- convolution (1-d inputs are lifted to 2-d with a height of 1) ---------------------------
@@ -139,7 +141,8 @@ def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1, nd=2):
     g, o = int(groups), w.shape[0]
     cols, (n, ho, wo) = _columns(x, w.shape[2:], *params, g)
     out = _matmul(cols, w.reshape(g, o // g, -1).transpose(0, 2, 1))  # [g, N*Ho*Wo, O/g]: one BLAS matmul per group
-    out = out.reshape(g, n, ho, wo, o // g).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo)
+    # reshape keeps the transpose as a view when a group or a group's channels number one: row order again
+    out = c_ordered(out.reshape(g, n, ho, wo, o // g).transpose(1, 0, 4, 2, 3).reshape(n, o, ho, wo))
     return out if nd == 2 else out[:, :, 0, :]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import c_ordered
 from .base import Dim, OpDef, ShapeError, merge_dim, register, same_dim
 
 
@@ -54,7 +55,8 @@ def _einsum_shape(shapes, attrs):
 
 
 def _einsum(*xs, spec=None):
-    return np.asarray(np.einsum(spec, *xs, optimize=len(xs) > 2))
+    # "ijk->kij" is a view in another order; the compiled program takes results to be row-ordered
+    return c_ordered(np.asarray(np.einsum(spec, *xs, optimize=len(xs) > 2)))
 
 
 def _einsum_vjp(b, n):

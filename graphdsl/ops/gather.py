@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import c_ordered
 from .base import Dim, OpDef, ShapeError, norm_axis, register
 
 
@@ -71,7 +72,7 @@ def _axis_kept(shapes, attrs):
 
 
 def _rev_cumsum(x, axis=0):
-    return np.flip(np.cumsum(np.flip(x, axis), axis), axis)
+    return c_ordered(np.flip(np.cumsum(np.flip(x, axis), axis), axis))  # not flip's view: see arrays.py
 
 
 register(OpDef("cumsum", lambda x, axis=None: np.cumsum(x, axis=int(axis)), _axis_kept,
