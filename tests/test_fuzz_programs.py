@@ -1383,8 +1383,29 @@ def torch_agrees(model, prog):
         if worst <= 10 * spread:
             STATS["torch_ill_conditioned"] += 1
             return
+        if comparison_at_a_tie(plan, leaves):
+            STATS["torch_tie"] += 1
+            return
     RECORD["torch_worst_rel"] = max(RECORD.get("torch_worst_rel", 0.0), worst)
     assert worst <= TORCH_RTOL, f"graphdsl and PyTorch differ: relative error {worst:.3e}"
+
+
+COMPARISONS = {"lt", "le", "gt", "ge", "eq", "ne"}
+
+
+def comparison_at_a_tie(plan, leaves) -> bool:
+    """A comparison whose two sides agree to rounding (var of a constant row: 1e-33 in NumPy, 0 in
+    PyTorch, against relu's 0): its result is a coin toss between two correct float64 libraries, and the
+    values downstream of it are not a disagreement about derivatives."""
+    values, g = plan.run_all(leaves), plan.graph
+    for op_id in plan.step_ops:
+        if g.nodes[op_id]["op"] not in COMPARISONS:
+            continue
+        a, b = (np.asarray(values[u], dtype=np.float64)
+                for _, u in sorted((k, u) for u, keys in g._pred[op_id].items() for k in keys))
+        if np.any(np.abs(a - b) <= 1e-12 * (1 + np.maximum(np.abs(a), np.abs(b)))):
+            return True
+    return False
 
 
 # ---- known bugs ---------------------------------------------------------------------------------
@@ -1409,9 +1430,8 @@ KNOWN_BUGS: dict = {
 
 # The same, seen from the command line (an "internal error" line on stderr).
 KNOWN_CLI_BUGS: dict = {
-    # render's blocks (graphdsl/render/blocks.py, _absorb_params) look a def call's block node up in the
-    # graph, where it is not: KeyError 'call:f#1' (exit 3). Strict xfail in tests/test_hostile.py.
-    "render_block_keyerror": lambda argv, err: argv[0] == "render" and "KeyError: 'call:" in err,
+    # None open. render's blocks looking a def call's block node up in the graph (KeyError 'call:f#1',
+    # exit 3) is fixed; tests/test_hostile.py keeps its regression test.
 }
 
 
@@ -1551,8 +1571,23 @@ def grad_agrees(model, prog, *, kink_guard=False):
     if abs(numeric - coarse) <= 1e-9 * max(1.0, abs(numeric)):
         RECORD["fd_worst_rel"] = max(RECORD.get("fd_worst_rel", 0.0),
                                      abs(numeric - analytic) / max(1.0, abs(numeric)))
+    if abs(numeric - analytic) > tol and noise_at_small_steps(f, analytic, f0):
+        STATS["fd_larger_step"] += 1
+        return
     assert abs(numeric - analytic) <= tol, (
         f"reverse mode {analytic!r} != finite differences {numeric!r} (|diff| {abs(numeric - analytic):.3e})")
+
+
+def noise_at_small_steps(f, analytic, f0) -> bool:
+    """Rounding noise in f (a saturated sigmoid's 1 - p loses digits) swamps h = 1e-3 and escapes the
+    two-step estimate: agreement at larger steps, within their own estimated error, settles it
+    (a wrong gradient disagrees at every step)."""
+    for h in (1e-2, 4e-3):
+        numeric, coarse = five_point(f, h), five_point(f, 2 * h)
+        tol = 1e-7 + 1e-6 * max(abs(numeric), abs(analytic)) + 1e-11 * abs(f0) + 4 * abs(numeric - coarse)
+        if math.isfinite(numeric) and abs(numeric - analytic) <= tol:
+            return True
+    return False
 
 
 def five_point(f, h):

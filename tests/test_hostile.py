@@ -1187,9 +1187,8 @@ def test_reduction_over_an_empty_axis_in_render_and_train(tmp_path, command):
     assert code in (0, 1) and "internal error" not in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="open: render/blocks.py _absorb_params reads g.nodes of a block node")
 def test_render_of_a_def_call_drawn_as_a_block_that_nothing_else_feeds(tmp_path):
-    """Found by the fuzzer: `render` ended in KeyError 'call:f6#1' (exit 3); main at 4ccede8 too."""
+    """Found by the fuzzer: `render` ended in KeyError 'call:f6#1' (exit 3): a block read only by another block."""
     write(tmp_path, "m.gdsl", textwrap.dedent("""\
         dim a = 1, m = 2, n = 2
         param w1 : [n, a, m] = glorot()
