@@ -483,7 +483,7 @@ class _Program:
 
     # ---- code generation --------------------------------------------------------------------------
     def _generate(self, instrument: bool):
-        ns = {"np": np, "_f64": np.float64, "_add_reduce": np.add.reduce, "_div": _scalar_div,
+        ns = {"np": np, "_float64": np.float64, "_add_reduce": np.add.reduce, "_div": _scalar_div,
               "_pc": time.perf_counter}
         names: dict[str, str] = {}
         counter = [0]
@@ -629,7 +629,7 @@ class _Program:
                 return f"(1.0 if {a[0]} {sym} {rhs} else 0.0)"
             if ins.out in self.bools:
                 return f"({a[0]} {sym} {rhs})"
-            return f"({a[0]} {sym} {rhs}).astype(_f64)"
+            return f"({a[0]} {sym} {rhs}).astype(_float64)"
         if form == "abs":
             if self.scalar:
                 return f"abs({a[0]})"

@@ -111,3 +111,20 @@ def test_constant_arithmetic_on_shapes_that_do_not_fit_is_located(text, words):
     message = info.value.format()
     for word in words:
         assert word in message, message
+
+
+def test_a_program_with_more_than_64_helper_functions_keeps_numpy_float64():
+    """Found by the post-merge campaign: the compiled program named NumPy's float64 `_f64`, and its
+    65th helper function (`_f64`, here conv_input_grad) replaced it: a comparison's `.astype(_f64)`
+    then raised TypeError (an internal error) on every call after the first."""
+    import graphdsl
+
+    model = graphdsl.parse(
+        "param w1 : [] = he()\nparam w2 : [2, 1, 4] = he()\nparam w3 : [2, 2, 1] = he()\n"
+        "param w4 : [2, 1, 4] = full(0.7)\nparam w5 : [] = uniform()\n"
+        "L = grad(sum(grad(sum(softplus(elu(w1, alpha=0.5)) * (sum(grad(sum(grad(sum(grad(sum(tanh("
+        "conv1d(w2, w2, groups=1)) * w3), w2) * w2), w2) * w2), w2) * w4) * w1)), w1) * w5), w1)\noutput L\n")
+    first = model.grad({}, of="L")  # the reference schedule
+    second = model.grad({}, of="L")  # the compiled program
+    assert first[0] == second[0]
+    assert all(np.array_equal(first[1][k], second[1][k]) for k in first[1])
