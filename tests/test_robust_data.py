@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tracemalloc
 import zipfile
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ import pytest
 import graphdsl
 from graphdsl import GraphDSLError
 from graphdsl import valuefiles
-from graphdsl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TANH = "input x : [2]\ny = tanh(x)\nJ = sum(y)\n"  # finite output even for x = Inf: only a data check sees it
@@ -34,14 +32,7 @@ DIMS = "dim m = 3\nparam w : [m] = ones()\nJ = sum(w)\n"
 HUGE_INT = "9" * 5000
 
 
-def run_cli(*argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = main([str(a) for a in argv])
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
+from test_hostile import run_cli  # noqa: E402  (the CLI in process: exit code, stdout, stderr)
 
 
 def run_subprocess(*argv, cwd, timeout=60) -> tuple[int, str, str]:
