@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from bits import same_bits
+
 
 class ErrorRecord:
     """The largest error seen against a reference, and where."""
@@ -45,16 +47,6 @@ def pytest_terminal_summary(terminalreporter):
                                         f"comparisons (at {record.where})")
 
 
-def _same_bits(a, b) -> bool:
-    """Bit for bit, signs of zero included; a NaN matches any NaN."""
-    import numpy as np
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return False
-    nan = np.isnan(a)
-    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
-
-
 @pytest.fixture(autouse=True)
 def _first_calls_check_the_compiled_program_too(monkeypatch):
     """A plan's first `Model.eval`/`grad` call is answered from the reference schedule (plan.py).
@@ -71,7 +63,7 @@ def _first_calls_check_the_compiled_program_too(monkeypatch):
         compiled = self._run_compiled(leaf_values)
         assert len(compiled) == len(results)
         for k, (c, r) in enumerate(zip(compiled, results)):
-            assert _same_bits(c, r), f"compiled program differs from the reference schedule in result {k}"
+            assert same_bits(c, r), f"compiled program differs from the reference schedule in result {k}"
         return results
 
     monkeypatch.setattr(Plan, "_run_reference_quiet", both)

@@ -72,6 +72,7 @@ from graphdsl import GraphDSLError
 from graphdsl.cli import main
 from graphdsl.ops import BUILTINS, REGISTRY
 from graphdsl.plan import Plan
+from bits import same_bits
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.gdsl"))
 EXAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in EXAMPLES]
@@ -1614,15 +1615,6 @@ def compiled_matches_reference(model, prog):
         for k, (a, b) in enumerate(zip(got, want)):
             assert same_bits(a, b), (f"compiled program and reference schedule differ in result {k}: "
                                      f"max |diff| {np.nanmax(np.abs(np.asarray(a) - np.asarray(b)))}")
-
-
-def same_bits(a, b) -> bool:
-    """Bit-for-bit, signs of zero included; a NaN matches any NaN (its sign bit is the CPU's choice)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return False
-    nan = np.isnan(a)
-    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
 
 
 def differential(model, prog):

@@ -21,6 +21,7 @@ from graphdsl import codegen as codegen_module
 from graphdsl.autodiff import gradients
 from graphdsl.diagnostics import GraphDSLError
 from graphdsl.plan import Plan
+from bits import same_bits
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -89,20 +90,10 @@ def _grad_plan(model, values, of=None, wrt=None):
     return plan, model.leaf_values(compiled, given), compiled
 
 
-def _same(a, b) -> bool:
-    """Bit-for-bit, signs of zero included; a NaN matches any NaN (its sign bit is the CPU's choice)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return False
-    nan = np.isnan(a)
-    return bool(np.array_equal(nan, np.isnan(b)) and
-                np.array_equal(a[~nan].view(np.int64), b[~nan].view(np.int64)))
-
-
 def _assert_same(got, want):
     assert len(got) == len(want)
     for k, (g, w) in enumerate(zip(got, want)):
-        assert _same(g, w), f"result {k} differs: max |diff| = {np.max(np.abs(np.asarray(g) - np.asarray(w)))}"
+        assert same_bits(g, w), f"result {k} differs: max |diff| = {np.max(np.abs(np.asarray(g) - np.asarray(w)))}"
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -137,9 +128,9 @@ def test_the_plan_is_compiled_once_and_repeated_runs_agree():
     assert len(compiled.plans) == 1
     for _ in range(3):
         again = model.grad(values)
-        assert _same(again[0], first[0])
+        assert same_bits(again[0], first[0])
         for name in first[1]:
-            assert _same(again[1][name], first[1][name])
+            assert same_bits(again[1][name], first[1][name])
     assert len(compiled.plans) == 1
 
 
@@ -153,7 +144,7 @@ def test_inputs_are_never_written_to():
         model.grad(leaves)  # the reference schedule (a plan's first call)
         model.grad(leaves)  # the compiled program
         for k, v in leaves.items():
-            assert _same(v, before[k]), f"{k} was modified"
+            assert same_bits(v, before[k]), f"{k} was modified"
 
 
 def test_results_are_separate_arrays():

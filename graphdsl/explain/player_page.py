@@ -4,18 +4,10 @@ The script replays steps 0..k to show step k: value tags above nodes, gradient
 tags below, the current node outlined, the nodes it reads dashed. The body's
 data-step and data-current attributes say what is shown (tests read them).
 """
+from ..render.viewer import PAGE_HEAD
 
-TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<title>%%TITLE%%</title>
-<style>
-  html, body { margin: 0; height: 100%; font-family: Helvetica, Arial, sans-serif; color: #1a1a1a; }
-  body { display: flex; flex-direction: column; }
-  header { display: flex; gap: 10px; align-items: center; padding: 6px 10px; border-bottom: 1px solid #ddd;
+
+TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: center; padding: 6px 10px; border-bottom: 1px solid #ddd;
            background: #fafafa; flex-wrap: wrap; }
   header h1 { font-size: 15px; margin: 0; font-weight: 600; }
   header button { font-size: 14px; padding: 2px 10px; min-width: 2.5em; }

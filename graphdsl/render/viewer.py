@@ -3,7 +3,9 @@
 Kept in a Python module (not a data file) so that it is packaged with the code.
 """
 
-TEMPLATE = r"""<!DOCTYPE html>
+# The opening every graphdsl page shares: a strict CSP (inline style and script only, no fetch),
+# the %%TITLE%% slot, and the full-height flex column both layouts build on.
+PAGE_HEAD = r"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -13,7 +15,9 @@ TEMPLATE = r"""<!DOCTYPE html>
 <style>
   html, body { margin: 0; height: 100%; font-family: Helvetica, Arial, sans-serif; color: #1a1a1a; }
   body { display: flex; flex-direction: column; }
-  header { display: flex; gap: 10px; align-items: center; padding: 5px 8px; border-bottom: 1px solid #ddd;
+"""
+
+TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: center; padding: 5px 8px; border-bottom: 1px solid #ddd;
            background: #fafafa; flex-wrap: wrap; }
   header h1 { font-size: 14px; margin: 0; font-weight: 600; }
   header .sub { color: #555; font-size: 12px; }
