@@ -6,7 +6,6 @@ once and reused by every later call with the same dims.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 from dataclasses import dataclass, field
@@ -15,14 +14,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import memory
+from .arrays import all_finite
 from .autodiff import gradients
 from .bounds import DEFAULT_MAX_OPS, check_text
 from .build import Built, build, count_ops
+from .loops import element_node
 from .diagnostics import Diagnostic, GraphDSLError, Source
+from .interop import backends
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
 from .syntax import parse_program
 from .valuefiles import as_array, refuse_nonfinite
-from .values import bind_dims, check_dim_names, dropout_masks, initial_values
+from .values import bind_dims, check_dim_names, dropout_masks, given_or_fixed, initial_values, known_values
 
 if TYPE_CHECKING:
     from .equations import Equations
@@ -73,21 +75,42 @@ def read_source(path) -> str:
                                        help=("save the file as UTF-8",))) from None
 
 
-@contextlib.contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector while a graph is built.
+class gc_paused:
+    """Pause the cyclic garbage collector while a graph is built, differentiated and planned.
 
-    Building allocates hundreds of thousands of long-lived dicts; each of the
-    collector's full passes walks all of them, which made a 100,000-node build
-    quadratic. Nothing built here forms garbage cycles worth collecting early.
+    Building allocates hundreds of thousands of long-lived dicts and frees almost
+    none; each of the collector's passes walks all of them, which made a
+    100,000-node build quadratic and, in small steps, was a fifth of a
+    12,000-node RNN's first gradient. Nothing made here forms garbage cycles
+    worth collecting early.
+
+    On leaving, when the region left many new objects behind (a build: the
+    young generation's count grew by PROMOTE), they are moved to the oldest
+    generation unscanned (`gc.freeze()` then `gc.unfreeze()`): the graph lives as
+    long as its model, and the collector would otherwise walk it in a young pass
+    and again in a middle one right after. Full collections still see
+    everything, so nothing is kept that would otherwise be freed, only collected
+    at the next full pass instead of a young one.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
+
+    PROMOTE = 10_000
+
+    __slots__ = ("was_enabled", "young")
+
+    def __enter__(self):
+        self.was_enabled = gc.isenabled()
+        self.young = gc.get_count()[0]
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self.was_enabled:
+            # (not when the program froze objects itself: unfreeze would thaw them too)
+            if gc.get_count()[0] - self.young > self.PROMOTE and not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
+        return False
 
 
 @dataclass
@@ -98,6 +121,7 @@ class Compiled:
     plans: dict = field(default_factory=dict)
     grad_plans: dict = field(default_factory=dict)  # (of, wrt) as asked -> (plan, wrt node ids)
     leaves_checked: bool = False  # the starting values fit the memory budget
+    fixed_leaves: tuple | None = None  # values.given_or_fixed(built), made on first use
 
 
 class Model:
@@ -125,10 +149,10 @@ class Model:
         memory.check_graph(check_text(text, self.source, max_ops), purpose, self.max_memory, self.source)
         with gc_paused():
             self.program = parse_program(text, name)
-            self.ops = count_ops(self.program, self.source, max_ops)
+            self.ops = count_ops(self.program, self.source, max_ops, dims=self.dim_overrides)
             self.check_graph_memory(purpose)
             self.built = build(self.program, self.source, dims=self.dim_overrides, strict=strict, max_ops=None)
-        check_dim_names(self.built, self.dim_overrides)
+            check_dim_names(self.built, self.dim_overrides)
         self._nx_graph = None
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
@@ -163,27 +187,37 @@ class Model:
         return [n for n, d in self.built.decls.items() if d.kind == "input"]
 
     # ---- compiling ----------------------------------------------------------------
-    def compile(self, values: dict | None = None, dims: dict | None = None) -> tuple[Compiled, dict]:
-        """The concrete graph for these values' dims, and the values as float64 arrays."""
-        given = {k: as_array(v, k) for k, v in (values or {}).items()}
+    def compile(self, values: dict | None = None, dims: dict | None = None,
+                free_counts: bool = False) -> tuple[Compiled, dict]:
+        """The concrete graph for these values' dims, and the values as float64 arrays.
+
+        With free_counts (exporters), sizes of the free dims that a rule would fold into a
+        constant (a loss's count N) are read at run time instead, so the graph takes any size.
+        """
         # Binding dims depends only on the names and shapes given: remember its answer.
-        sig = (tuple([(k, v.shape) for k, v in given.items()]),
-               tuple(sorted(self.dim_overrides.items())) if self.dim_overrides else (),
-               tuple(sorted(dims.items())) if dims else ())
+        given, shapes = {}, []
+        for k, v in (values or {}).items():  # one loop: Model.grad runs this on every call
+            given[k] = v = as_array(v, k)
+            shapes.append((k, v.shape))
+        sig = (tuple(shapes), tuple(sorted(self.dim_overrides.items())) if self.dim_overrides else (),
+               tuple(sorted(dims.items())) if dims else (), free_counts)
         key = self._keys.get(sig)
-        if key is not None and key in self._compiled:
-            return self._compiled[key], given
+        if key is not None:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                return compiled, given
         bound = bind_dims(self.built, given, {**self.dim_overrides, **(dims or {})})
         shapes = {k: v.shape for k, v in given.items()}
         key = (tuple(sorted(bound.items(), key=lambda kv: kv[0])),
-               tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)))
+               tuple(sorted((k, s) for k, s in shapes.items() if self.built.decls[k].shape is None)), free_counts)
         self._keys[sig] = key
         if key not in self._compiled:
             self.check_graph_memory("eval")
             try:
                 with gc_paused():
                     concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
-                                     strict=self.strict, max_ops=None)  # counted by the first build
+                                     strict=self.strict, max_ops=None,  # counted by the first build
+                                     free_counts=free_counts)
             except GraphDSLError as err:
                 raise err.with_source(self.source)
             self._compiled[key] = Compiled(concrete)
@@ -192,12 +226,15 @@ class Model:
     @staticmethod
     def _refuse_nonfinite(given: dict) -> None:
         """The values a user feeds are checked before running (docs/language.md, E302)."""
+        if all_finite(given.values()):  # one check of them all; each alone only when one fails
+            return
         for name, value in given.items():
             refuse_nonfinite(value, f"the value of `{name}`")
 
     def _plan(self, compiled: Compiled, targets: tuple) -> Plan:
         if targets not in compiled.plans:
-            plan = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
+            with gc_paused():
+                plan = Plan(compiled.built.graph, list(targets), self.source, self.max_elements)
             self.check_memory(plan)
             compiled.plans[targets] = plan
         return compiled.plans[targets]
@@ -220,24 +257,34 @@ class Model:
             memory.check(needed, buffers, self.max_memory, compiled.built.graph, self.source,
                          "the values of this model")
             compiled.leaves_checked = True
-        values = initial_values(compiled.built, given, seed, self.max_elements)
-        values.update(dropout_masks(compiled.built, seed, self.mode))
+        if compiled.fixed_leaves is None:
+            compiled.fixed_leaves = given_or_fixed(compiled.built)
+        values = known_values(compiled.fixed_leaves, given)
+        if values is None:  # something is drawn from the seeded generator
+            values = initial_values(compiled.built, given, seed, self.max_elements)
+        if compiled.built.graph.graph.get("dropout_masks"):
+            values.update(dropout_masks(compiled.built, seed, self.mode))
         return values
 
     # ---- evaluation ---------------------------------------------------------------
     def eval(self, values: dict | None = None, seed: int = 0, outputs=None, dims=None,
-             check_finite: bool = True) -> dict[str, np.ndarray]:
+             check_finite: bool = True, backend: str | None = None, device: str | None = None) -> dict[str, np.ndarray]:
+        """The outputs (or `outputs`); backend="torch"/"jax" (device="cuda", ...) runs the same plan there."""
+        backends.check(backend, device)
         compiled, given = self.compile(values, dims)
         if check_finite:
             self._refuse_nonfinite(given)
         names = self._resolve_outputs(compiled, outputs)
         plan = self._plan(compiled, tuple(names))
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
+        results = backends.run(plan, self.leaf_values(compiled, given, seed), check_finite, True, backend, device)
         return {self._display(compiled, n): np.asarray(r) for n, r in zip(names, results)}
 
     def grad(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0, dims=None,
-             check_finite: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params)."""
+             check_finite: bool = True, backend: str | None = None,
+             device: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params);
+        backend="torch"/"jax" (device="cuda", ...) runs the same plan there."""
+        backends.check(backend, device)
         self.check_graph_memory("grad")  # before the concrete build
         compiled, given = self.compile(values, dims)
         if check_finite:
@@ -249,9 +296,10 @@ class Model:
             target, wrt = self.grad_targets(compiled, of, wrt)
             with gc_paused():
                 table = gradients(compiled.built.gb, target, wrt)
-            hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)), wrt)
+                hit = compiled.grad_plans[key] = (self._plan(compiled, (target,) + tuple(table[w] for w in wrt)),
+                                                  wrt)
         plan, wrt = hit
-        results = plan.run(self.leaf_values(compiled, given, seed), check_finite, tiered=True)
+        results = backends.run(plan, self.leaf_values(compiled, given, seed), check_finite, True, backend, device)
         return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
 
     def grad_targets(self, compiled: Compiled, of, wrt):
@@ -285,7 +333,7 @@ class Model:
                     "E106", f"the model has {len(scalars)} outputs; say which to differentiate",
                     help=(f"use {self._arg('of')} with one of: {', '.join(scalars) or '(none)'}",)), self.source)
             return scalars[0]
-        node = built.assigned.get(of) or (of if of in built.decls else None)
+        node = built.assigned.get(of) or (of if of in built.decls else None) or element_node(built.sequences, of)
         if node is None:
             raise GraphDSLError(Diagnostic("E106", f"{self._arg('of', of)}: no such value in the model",
                                            help=_did_you_mean(of, [*built.decls, *built.assigned])
@@ -333,7 +381,7 @@ class Model:
 
         Returns a TrainResult: `.params` (name -> array), `.losses` (one per step, a
         NumPy array), `.loss` (final, on all the data), `.steps`. Options: batch_size,
-        of, params, seed, batch_dim, shuffle, momentum, betas, eps, callback.
+        of, params, seed, batch_dim, shuffle, momentum, betas, eps, callback, backend, device.
         """
         from .train import train
 
@@ -344,12 +392,13 @@ class Model:
         return result
 
     def equations(self, values: dict | None = None, of: str | None = None, wrt=None,
-                  dims: dict | None = None) -> "Equations":
+                  dims: dict | None = None, unroll: bool = False) -> "Equations":
         """The forward and backward equations, as `graphdsl equations`: an Equations object
-        whose str() is the text; `.latex()`, `.markdown()`; a notebook shows the Markdown."""
+        whose str() is the text; `.latex()`, `.markdown()`; a notebook shows the Markdown.
+        A loop's equations are printed once in terms of its variable unless `unroll`."""
         from .equations import equations
 
-        return equations(self, values, of=of, wrt=wrt, dims=dims)
+        return equations(self, values, of=of, wrt=wrt, dims=dims, unroll=unroll)
 
     def gradcheck(self, values: dict | None = None, of: str | None = None, wrt=None, seed: int = 0,
                   step: float = 1e-6, tol: float = 1e-4) -> "GradcheckReport":

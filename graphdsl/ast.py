@@ -145,6 +145,44 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class ElemAssign:
+    """`s[i] = e`, `s[i, j] = e`: defines one element of the sequence `s`."""
+
+    name: str
+    indices: tuple[Expr, ...]
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class MultiAssign:
+    """`a, b = f(...)`, `h[t], c[t] = f(...)`: the values a def returns, one per target.
+
+    Each target is a Name or an Index of a Name (a sequence element).
+    """
+
+    targets: tuple["Name | Index", ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class For:
+    """`for var in first..last { body }`, an inclusive range of static integers."""
+
+    var: str
+    first: Expr
+    last: Expr
+    body: tuple["BodyStatement", ...]
+    span: Span
+    var_span: Span
+
+
+BodyStatement = Assign | ElemAssign | MultiAssign | For
+
+
+@dataclass(frozen=True)
 class Param:
     name: str
     shape: tuple[ShapeDim, ...] | None
@@ -155,19 +193,24 @@ class Param:
 class Def:
     name: str
     params: tuple[Param, ...]
-    body: tuple[Assign, ...]
-    result: Expr
+    body: tuple[BodyStatement, ...]
+    result: Expr  # the (first) returned value
     span: Span
     name_span: Span
+    more: tuple[Expr, ...] = ()  # the further values of `return a, b`
+
+    @property
+    def results(self) -> tuple[Expr, ...]:
+        return (self.result,) + self.more
 
 
 @dataclass(frozen=True)
 class Output:
-    names: tuple[Name, ...]
+    names: tuple["Name | Index", ...]  # an Index of a Name names a sequence element (`output h[T]`)
     span: Span
 
 
-Statement = DimDecl | VarDecl | Assign | Def | Output
+Statement = DimDecl | VarDecl | Assign | ElemAssign | MultiAssign | For | Def | Output
 
 
 @dataclass(frozen=True)
@@ -176,6 +219,24 @@ class Program:
 
 
 # ---- traversal -----------------------------------------------------------------
+
+def statement_expressions(stmt) -> tuple:
+    """The expressions a statement evaluates (a loop's: its bounds and its body's, all levels)."""
+    out, stack = [], [stmt]
+    while stack:
+        s = stack.pop()
+        if isinstance(s, Assign):
+            out.append(s.value)
+        elif isinstance(s, ElemAssign):
+            out.extend((*s.indices, s.value))
+        elif isinstance(s, MultiAssign):
+            out.extend(i for t in s.targets if isinstance(t, Index) for i in t.items)
+            out.append(s.value)
+        elif isinstance(s, For):
+            out.extend((s.first, s.last))
+            stack.extend(reversed(s.body))
+    return tuple(out)
+
 
 def children(node) -> tuple:
     """The sub-expressions of an expression, in evaluation order."""

@@ -6,8 +6,6 @@ and sum a broadcast cotangent back to its input's shape, checking that shape.
 """
 from __future__ import annotations
 
-from collections import Counter
-
 from .diagnostics import Diagnostic, GraphDSLError
 from .digraph import ancestors
 from .graph import GraphBuilder, _same_shape, is_fixed_const, topological_order
@@ -28,82 +26,167 @@ class _OpView:
 
 
 def gradient_node(gb: GraphBuilder, y: str, x: str) -> str:
-    """The node for grad(y, x): built once per y, then looked up."""
+    """The node for grad(y, x): built once per y, then looked up.
+
+    In one walk over everything: the builder may rename the adjoints it returns
+    (`g = grad(J, W)` binds the node to `g`), so a later pass could not read them.
+    """
+    adjoint_table(gb, y)
     return gradients(gb, y, [x])[x]
 
 
 def gradients(gb: GraphBuilder, of: str, wrt: list[str]) -> dict[str, str]:
-    """Node ids of d(of)/d(w) for each w in wrt; zero nodes where `of` does not depend on w."""
-    adjoints = gb.g.graph.setdefault("adjoints", {})
-    if of not in adjoints:
-        adjoints[of] = _build_adjoints(gb, of)
-    table = adjoints[of]
+    """Node ids of d(of)/d(w) for each w in wrt; zero nodes where `of` does not depend on w.
+
+    Only the ops on a path from wrt to `of` are walked (dJ/dx of an input nobody asked
+    for is not built); a later call for other wrt, or adjoint_table, continues the walk.
+    """
+    walk = _walk_of(gb, of)
+    walk.extend(gb, walk.reaching(wrt))
+    table = walk.table
     for w in wrt:
         if w not in table:
             table[w] = _zero_adjoint(gb, of, w)
     return {w: table[w] for w in wrt}
 
 
-def _build_adjoints(gb: GraphBuilder, of: str) -> dict[str, str]:
+def adjoint_table(gb: GraphBuilder, of: str) -> dict[str, str]:
+    """d(of)/dv for every value v that `of` depends on (explain, render and equations show them all)."""
+    walk = _walk_of(gb, of)
+    walk.extend(gb, walk.differentiable)
+    return walk.table
+
+
+def _walk_of(gb: GraphBuilder, of: str) -> "_Walk":
+    walks = gb.g.graph.setdefault("adjoint_walks", {})
+    walk = walks.get(of)
+    if walk is None or walk.g is not gb.g:  # (a copied graph shares its attributes' values)
+        _check_scalar(gb, of)
+        walk = walks[of] = _Walk(gb.g, of)
+        gb.g.graph.setdefault("adjoints", {})[of] = walk.table
+    return walk
+
+
+def _check_scalar(gb: GraphBuilder, of: str) -> None:
     shape = gb.shape(of)
     if shape is not None and any(d.size != 1 for d in shape if d.size is not None) and len(shape) > 0:
         raise GraphDSLError(Diagnostic("E204", f"can only differentiate a scalar, but {gb.label(of)} has "
                                                f"shape {fmt_shape(shape)}", gb.g.nodes[of].get("span"),
                                        help=("reduce it first, e.g. sum(...) or mean(...)",)), gb.source)
-    g = gb.g
-    upstream = ancestors(g, of) | {of}
-    needed = {v for v in upstream if g.nodes[v]["kind"] == "var" and not is_fixed_const(g.nodes[v])}
-    saved = gb.phase, gb.span, gb.call
-    gb.phase = "backward"
-    try:
-        return _walk(gb, of, upstream, needed)
-    finally:
-        gb.phase, gb.span, gb.call = saved
-        gb.finish()
 
 
-def _walk(gb, of, upstream, needed):
-    g = gb.g
-    gb.span = g.nodes[of].get("span")
-    seed = gb.const(1.0)
-    cts: dict[str, list[str]] = {of: [seed]}
-    pending = Counter([seed])  # how many cotangent lists still hold each node
-    table: dict[str, str] = {}
-    ops = [n for n in topological_order(g, upstream) if g.nodes[n]["kind"] == "op"]
-    for op_id in reversed(ops):
-        node = g.nodes[op_id]
-        out = node["out"]
-        if out not in cts:
-            continue
-        gb.span, gb.call = node["span"], node["call"]
-        total = _accumulate(gb, of, out, cts.pop(out), pending)
-        table[out] = total
-        _propagate(gb, op_id, node, total, needed, cts, pending)
-    for leaf in list(cts):  # leaves: inputs, params, consts
-        gb.span = g.nodes[leaf].get("span")
-        table[leaf] = _accumulate(gb, of, leaf, cts.pop(leaf), pending)
-    return table
+class _Walk:
+    """Reverse mode from one `of`, done in passes: each pass adds the adjoints of newly needed values.
+
+    A pass walks the ops in the same reverse topological order as one full walk would, so
+    each value's cotangent parts are summed in the same order whichever pass adds them.
+    """
+
+    def __init__(self, g, of: str):
+        nodes = g._node
+        self.g, self.of = g, of
+        self.upstream = upstream = ancestors(g, of) | {of}
+        self.differentiable = {v for v in upstream if nodes[v]["kind"] == "var" and not is_fixed_const(nodes[v])}
+        self.ops = [n for n in reversed(topological_order(g, upstream)) if nodes[n]["kind"] == "op"]
+        self.succ = g._succ
+        self.needed: set = set()
+        self.totals: dict[str, str] = {}  # the walk's adjoints
+        self.table: dict[str, str] = {}  # and the zeros gradients() adds for values `of` does not depend on
+        self.seed: str | None = None
+
+    def reaching(self, wrt) -> set:
+        """The differentiable values on a path from some w in wrt to `of` (w included)."""
+        within, succ = self.differentiable, self.succ
+        seen = {w for w in wrt if w in within}
+        stack = list(seen)
+        while stack:
+            for op in succ[stack.pop()]:
+                for v in succ[op]:
+                    if v in within and v not in seen:
+                        seen.add(v)
+                        stack.append(v)
+        return seen
+
+    def extend(self, gb: GraphBuilder, wanted: set) -> None:
+        new = wanted - self.needed
+        if not new and self.seed is not None:
+            return
+        self.needed |= new
+        saved = gb.phase, gb.span, gb.call, gb.loop
+        gb.phase = "backward"
+        try:
+            self._pass(gb, new)
+        finally:
+            gb.phase, gb.span, gb.call, gb.loop = saved
+            gb.finish()
+
+    def _pass(self, gb, new):
+        of, table, totals = self.of, self.table, self.totals
+        nodes = gb.g._node
+        gb.span = nodes[of].get("span")
+        cts: dict[str, list[str]] = {}
+        pending: dict = {}  # how many cotangent lists still hold each node
+        # an earlier pass's adjoints keep their ids (the table holds them): a later pass names none of them
+        keep = set(totals.values())
+        if self.seed is None:
+            self.seed = gb.const(1.0)
+            cts[of] = [self.seed]
+            pending[self.seed] = 1
+        for op_id in self.ops:
+            node = nodes[op_id]
+            out = node["out"]
+            total = totals.get(out)
+            if total is None:
+                if out not in cts:
+                    continue
+                gb.span, gb.call, gb.loop = node["span"], node["call"], node.get("loop", ())
+                total = table[out] = totals[out] = _accumulate(gb, of, out, cts.pop(out), pending, keep)
+            elif not _reads_any(gb.g._pred[op_id], new):
+                continue
+            gb.span, gb.call, gb.loop = node["span"], node["call"], node.get("loop", ())
+            _propagate(gb, op_id, node, total, new, cts, pending)
+        gb.loop = ()
+        for leaf in list(cts):  # leaves: inputs, params, consts
+            gb.span = nodes[leaf].get("span")
+            table[leaf] = totals[leaf] = _accumulate(gb, of, leaf, cts.pop(leaf), pending, keep)
 
 
-def _accumulate(gb, of, var, parts, pending) -> str:
+def _reads_any(preds: dict, values: set) -> bool:
+    for u in preds:
+        if u in values:
+            return True
+    return False
+
+
+def _accumulate(gb, of, var, parts, pending, keep=frozenset()) -> str:
     """Sum the cotangents of var; name the sum dJ/dvar when no other list still holds it."""
-    pending.subtract(parts)
+    for p in parts:
+        pending[p] = pending.get(p, 0) - 1
     total = parts[0]
     for p in parts[1:]:
         total = gb.op("add", total, p)
-    name = f"d{gb.g.nodes[of].get('name') or of}/d{gb.g.nodes[var].get('name') or var}"
-    node = gb.g.nodes[total]
-    if node.get("anonymous") and node["phase"] == "backward" and gb.g.out_degree(total) == 0 \
-            and pending[total] <= 0 and name not in gb.g and node["role"] != "const":
-        total = gb.bind(total, name)
-    gb.g.nodes[total].setdefault("adjoint_of", (of, var))
+    g = gb.g
+    nodes = g._node
+    node = nodes[total]
+    if node.get("anonymous") and node["phase"] == "backward" and not g._succ[total] \
+            and pending.get(total, 0) <= 0 and node["role"] != "const" and total not in keep:
+        name = f"d{nodes[of].get('name') or of}/d{nodes[var].get('name') or var}"
+        if name not in nodes:
+            total = gb.bind(total, name)
+            node = nodes[total]
+    node.setdefault("adjoint_of", (of, var))
     return total
 
 
 def _propagate(gb, op_id, node, g_id, needed, cts, pending):
     opdef = REGISTRY[node["op"]]
     args = gb.inputs_of(op_id)
-    if not opdef.differentiable or not any(a in needed for a in args):
+    if not opdef.differentiable:
+        return
+    for a in args:
+        if a in needed:
+            break
+    else:
         return
     if opdef.vjp is None:
         if node["op"] == "opaque":  # an undefined function: say which, and how to define it
@@ -129,16 +212,23 @@ def _propagate(gb, op_id, node, g_id, needed, cts, pending):
         if ct is None or arg not in needed:
             continue
         ct = _unbroadcast(gb, ct, arg, op_id)
-        cts.setdefault(arg, []).append(ct)
-        pending[ct] += 1
+        held = cts.get(arg)
+        if held is None:
+            cts[arg] = [ct]
+        else:
+            held.append(ct)
+        pending[ct] = pending.get(ct, 0) + 1
 
 
 def _unbroadcast(gb, ct, arg, op_id) -> str:
     """Sum ct back to arg's shape, then insist they agree."""
-    want, have = gb.shape(arg), gb.shape(ct)
+    nodes = gb.g._node
+    want, have = nodes[arg]["shape"], nodes[ct]["shape"]
     if want is None or have is None:
         return ct
-    if not _same_shape(have, want) and _sums_to(have, want):  # else a rule's bug, reported below
+    if _same_shape(have, want):  # the common case: nothing to sum, nothing to check
+        return ct
+    if _sums_to(have, want):  # else a rule's bug, reported below
         ct = gb.op("sum_to", ct, like=arg)
         have = gb.shape(ct)
     if have is not None and (len(have) != len(want) or any(same_dim(a, b) is False for a, b in zip(have, want))):

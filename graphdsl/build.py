@@ -16,6 +16,7 @@ from .consteval import BIN, LITERALS, NotConstant, const_eval, whole
 from .bounds import DEFAULT_MAX_OPS, too_many_ops
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
+from .loops import Body, Frame, fixed_dims, sequence_names, trip_count
 from .ops import ALIASES, BUILTINS, REGISTRY, fmt_shape
 from .ops.base import LIST_KEYS, Dim, same_dim
 
@@ -49,14 +50,16 @@ class Built:
     assigned: dict = field(default_factory=dict)
     declared_dims: dict = field(default_factory=dict)  # name -> size as declared (None: free)
     dim_spans: dict = field(default_factory=dict)
+    sequences: dict = field(default_factory=dict)  # top-level sequence name -> loops.Sequence
 
     def dim_span(self, name):
         return self.dim_spans.get(name)
 
 
 def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False,
-          max_ops: int | None = DEFAULT_MAX_OPS) -> Built:
+          max_ops: int | None = DEFAULT_MAX_OPS, free_counts: bool = False) -> Built:
     builder = _Builder(program, source, dims or {}, input_shapes or {}, strict, max_ops)
+    builder.free_counts = free_counts  # see GraphBuilder.free_dims
     return builder.run()
 
 
@@ -81,13 +84,22 @@ class _Builder:
         self.differentiating: set[str] = set()  # defs whose body calls grad (see _bind_params)
         self._near_names: dict[str, str | None] = {}  # unresolved name -> its did-you-mean
         self._suggest_work = 0  # names compared for did-you-mean hints so far
+        # Loops and sequences (loops.py): the top level's sequences, those of the def call being
+        # inlined (`seqs`) and the names that are sequences there; the loop variables in force.
+        self.sequences: dict = {}
+        self.seqs = self.sequences
+        self.seq_names = self.top_seq_names = sequence_names(program.statements)
+        self.static_vars: dict[str, int] = {}
+        self.body = Body(self)
+        self._def_seq_names: dict[str, set] = {}
+        self.free_counts = False  # build(..., free_counts=True): see GraphBuilder.free_dims
 
     # ---- driver ----------------------------------------------------------------
     def run(self) -> Built:
         self._collect()
         self._check_recursion()
         if self.max_ops is not None:
-            count_ops(self.program, self.source, self.max_ops, self.defs)
+            count_ops(self.program, self.source, self.max_ops, self.defs, dims=self.dim_overrides)
         for stmt in self.program.statements:
             self.gb.span, self.gb.call = getattr(stmt, "span", None), ()
             self._statement(stmt)
@@ -95,7 +107,7 @@ class _Builder:
         self.gb.finish()
         self.rep.raise_if_errors()
         return Built(self.gb.g, self.gb, self.source, self.rep.diagnostics, self.dims, self.decls,
-                     self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans)
+                     self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans, self.sequences)
 
     def _collect(self):
         """Hoist defs; find every top-level name once, so duplicates and forward uses are known."""
@@ -108,6 +120,9 @@ class _Builder:
                                    help=("every name is defined once; give this one a new name",))
                 else:
                     self.later[name] = span
+                if name in self.top_seq_names:
+                    self.rep.error("E104", f"`{name}` is both a sequence (`{name}[i] = ...`) and a name", span,
+                                   help=("give the sequence or the value another name",))
             if isinstance(stmt, A.Def) and stmt.name not in self.defs and stmt.name not in self.refused_defs:
                 if not self._params_distinct(stmt):  # its calls would only repeat the error
                     self.refused_defs.add(stmt.name)
@@ -174,13 +189,18 @@ class _Builder:
                 self._decl(stmt.kind, item)
         elif isinstance(stmt, A.Assign):
             vid = self.lower(stmt.value, None, target=stmt.name if stmt.name not in self.assigned else None)
-            if stmt.name not in self.assigned and stmt.name not in self.decls and stmt.name not in self.dims:
-                self.gb.span = stmt.span
-                self.assigned[stmt.name] = self.gb.bind(vid, stmt.name, span=stmt.value.span,
-                                                        name_span=stmt.name_span)
+            self.assign_top(stmt.name, vid, stmt.span, stmt.name_span, stmt.value.span)
+        elif isinstance(stmt, (A.For, A.ElemAssign, A.MultiAssign)):
+            self.body.run(stmt, Frame(None, None, self.sequences))
         elif isinstance(stmt, A.Output):
             for name in stmt.names:
                 self._output(name)
+
+    def assign_top(self, name, vid, span, name_span, value_span=None):
+        """A top-level name takes the value vid (the first definition wins; _collect reports the rest)."""
+        if name not in self.assigned and name not in self.decls and name not in self.dims:
+            self.gb.span = span
+            self.assigned[name] = self.gb.bind(vid, name, span=value_span or span, name_span=name_span)
 
     # ---- declarations -------------------------------------------------------------
     def _dim(self, item: A.DimItem):
@@ -193,11 +213,13 @@ class _Builder:
             self.rep.error("E204", f"dim `{item.name}` has negative size {size}", item.span)
         if item.name not in self.dims:
             self.dims[item.name] = self.declared_dims[item.name] = size
+            if item.size is None and self.free_counts:
+                self.gb.free_dims.add(item.name)
             self.dim_spans[item.name] = item.span
 
     def _const_int(self, expr, what):
         try:
-            value = const_eval(expr, self._const_lookup)
+            value = const_eval(expr, self.const_lookup)
         except NotConstant as err:
             self.rep.error("E107", f"{what} must be a constant: {err.message}", err.span or expr.span)
             return None
@@ -205,7 +227,9 @@ class _Builder:
             self.rep.error("E107", f"{what} must be a whole number, not {value}", expr.span)
         return whole(value)
 
-    def _const_lookup(self, name: A.Name):
+    def const_lookup(self, name: A.Name):
+        if name.id in self.static_vars:  # a loop variable: a static integer
+            return float(self.static_vars[name.id])
         if name.id in self.dims:
             if self.dims[name.id] is None:
                 raise NotConstant(f"dim `{name.id}` is free: its size is known only at run time", name.span)
@@ -262,7 +286,7 @@ class _Builder:
                                help=("name them, e.g. `randn(std=0.1)` or `uniform(low=-0.1, high=0.1)`",))
             return None
         try:
-            return np.asarray(const_eval(init, self._const_lookup), dtype=np.float64)
+            return np.asarray(const_eval(init, self.const_lookup), dtype=np.float64)
         except NotConstant as err:
             self.rep.error("E107", f"the initialiser of `{item.name}` must be a constant: {err.message}",
                            err.span or init.span,
@@ -291,7 +315,20 @@ class _Builder:
         return tuple(Dim(d.name, int(s)) for d, s in zip(shape, sizes))
 
     # ---- outputs -------------------------------------------------------------------
-    def _output(self, name: A.Name):
+    def _output(self, name):
+        if isinstance(name, A.Index):  # `output h[T]`: a sequence element
+            if name.value.id not in self.top_seq_names:
+                self.rep.error("E106", f"`{name.value.id}` is not a sequence: an output names a value or an "
+                                       "element `h[T]`", name.span)
+                return
+            vid = self.body.read(name, self.sequences)
+            if vid not in self.outputs and not self.gb.g._node[vid].get("error"):
+                self.outputs.append(vid)
+            return
+        if name.id in self.top_seq_names:
+            self.rep.error("E106", f"`{name.id}` is a sequence: an output names one element, e.g. "
+                                   f"`output {name.id}[T]`", name.span)
+            return
         vid = self.assigned.get(name.id) or (name.id if name.id in self.decls else None)
         if vid is None:
             near = suggest(name.id, list(self.assigned) + list(self.decls))
@@ -303,6 +340,8 @@ class _Builder:
     def _finish_outputs(self):
         if not self.outputs:
             self.outputs = [v for v in self.assigned.values() if self.gb.g.out_degree(v) == 0]
+            self.outputs += [v for seq in self.sequences.values() for v in seq.elements.values()
+                             if self.gb.g.out_degree(v) == 0]
         for v in self.outputs:
             node = self.gb.g.nodes[v]
             if node["role"] == "intermediate":
@@ -338,6 +377,8 @@ class _Builder:
         if isinstance(node, A.ArrayLit) and _is_literal(node):
             return ()
         if isinstance(node, A.Index):
+            if isinstance(node.value, A.Name) and node.value.id in self.seq_names:
+                return ()  # a sequence element `h[t-1]`: read by loops.Body.read
             return (node.value,)
         if isinstance(node, A.Call):
             return self._split_call(node)[0]
@@ -366,13 +407,14 @@ class _Builder:
         A.BinOp: lambda self, node, kids, scope: self.gb.emit(BIN[node.op], kids, {}),
         A.UnaryOp: lambda self, node, kids, scope: self.gb.emit("neg", kids, {}) if node.op == "-" else kids[0],
         A.Transpose: lambda self, node, kids, scope: self.gb.emit("transpose", kids, {"axes": None}),
-        A.Index: lambda self, node, kids, scope: self._index(node, kids[0]),
+        A.Index: lambda self, node, kids, scope: self._index(node, kids[0]) if kids else
+        self.body.read(node, self.seqs),
         A.Call: lambda self, node, kids, scope: self._call(node, kids, scope),
     }
 
     def _literal(self, node):
         try:
-            return self.gb.const(const_eval(node, self._const_lookup))
+            return self.gb.const(const_eval(node, self.const_lookup))
         except NotConstant as err:
             self.rep.error("E204", err.message, err.span or node.span)
             return self._placeholder()
@@ -382,13 +424,16 @@ class _Builder:
                        help=('e.g. einsum("ij,jk->ik", a, b); names need no quotes',))
         return self._placeholder()
 
+    def placeholder(self) -> str:
+        return self._placeholder()
+
     def _placeholder(self) -> str:
         """Stands in for an expression that had an error, so later checks do not cascade."""
         return self.gb.add_var(self.gb.fresh(), "intermediate", None, anonymous=True, error=True)
 
     def _index(self, node: A.Index, base):
         try:
-            key = tuple(const_eval(item, self._const_lookup) for item in node.items)
+            key = tuple(const_eval(item, self.const_lookup) for item in node.items)
         except NotConstant as err:
             self.rep.error("E204", f"indices must be constants: {err.message}", err.span or node.span)
             return self._placeholder()
@@ -402,8 +447,18 @@ class _Builder:
     # ---- names ------------------------------------------------------------------------
     def resolve(self, name: A.Name, scope) -> str:
         n = name.id
+        if n in self.static_vars:  # a loop variable: a constant (anonymous: folded like a literal)
+            return self.gb.const(float(self.static_vars[n]))
         if scope is not None and n in scope:
             return scope[n]
+        if n in self.seq_names:
+            self.rep.error("E101", f"`{n}` is a sequence: read one element, e.g. `{n}[t]`", name.span)
+            return self._placeholder()
+        if n in self.top_seq_names and scope is not None and n not in self.decls:  # in a def body
+            self.rep.error("E101", f"sequence `{n}` is not visible inside a def", name.span,
+                           notes=("a def body sees its parameters, its locals and the declared names",),
+                           help=(f"pass the element as a parameter, e.g. `f({n}[t])`",))
+            return self._placeholder()
         if n in self.decls:
             return n
         if n in self.dims:
@@ -416,6 +471,8 @@ class _Builder:
             self.rep.error("E101", f"`{n}` is not visible inside a def", name.span,
                            notes=("a def body sees its parameters, its locals and the declared names",),
                            help=(f"pass `{n}` as a parameter",))
+            return self._placeholder()
+        if self.body.outside(name):  # a loop body's name read after its loop
             return self._placeholder()
         return self._unresolved(name, scope)
 
@@ -549,7 +606,7 @@ class _Builder:
             value = self._static(expr, key, node)
             if value is _BAD:
                 return self._placeholder()
-            attrs[key] = value
+            attrs[key] = _as_default_type(value, op.kwargs.get(key))
         if name == "dropout":
             return self.gb.emit(name, [kids[0], self._dropout_mask(kids[0], attrs["p"])], attrs)
         return self.gb.emit(name, list(kids), attrs)
@@ -576,7 +633,7 @@ class _Builder:
         if isinstance(expr, (A.Num, A.Bool)) and (key not in ("axis", "axes") or whole(expr.value) is not None):
             return _static_literal(key, expr.value)  # the common `axis=0`, `keepdims=true`
         try:
-            value = const_eval(expr, self._const_lookup)
+            value = const_eval(expr, self.const_lookup)
         except NotConstant as err:
             self.rep.error("E103", f"`{key}=` of `{node.func}` must be a constant: {err.message}",
                            err.span or expr.span)
@@ -607,7 +664,7 @@ class _Builder:
                 out.append(Dim(item.id, self.dims[item.id]))
                 continue
             try:
-                value = const_eval(item, self._const_lookup)
+                value = const_eval(item, self.const_lookup)
             except NotConstant as err:
                 self.rep.error("E103", f"`{key}` must be constant sizes: {err.message}", err.span or item.span)
                 return _BAD
@@ -637,34 +694,68 @@ class _Builder:
         return self.gb.emit("opaque", list(kids), {"func": node.func})
 
     def _inline(self, d: A.Def, node: A.Call, kids):
+        """A def call inside an expression: the def must return one value."""
+        if d.more:
+            self.rep.error("E113", f"`{d.name}` returns {len(d.results)} values; an expression takes one",
+                           node.span, notes=(f"`{d.name}` is defined at line {d.span.line}",),
+                           help=(f"assign them to {len(d.results)} names: "
+                                 f"`{', '.join('abcdefgh'[:len(d.results)])} = {d.name}(...)`",))
+            return self._placeholder()
+        return self._inline_values(d, node, kids)[0]
+
+    def call_values(self, call, scope, count: int) -> list:
+        """`a, b = f(...)`: the `count` values a def call returns (placeholders after an error)."""
+        d = self.defs.get(ALIASES.get(call.func, call.func)) if isinstance(call, A.Call) else None
+        if d is None or len(d.results) != count:
+            what = f"`{d.name}` returns {_plural(len(d.results), 'value')}" if d is not None else \
+                "only a def with `return a, b` gives several values"
+            self.rep.error("E113", f"{count} names are assigned, but {what}", call.span,
+                           notes=(f"`{d.name}` is defined at line {d.span.line}",) if d is not None else (),
+                           help=("give as many names as the def returns values",))
+            return [self._placeholder() for _ in range(count)]
+        kids = [self.lower(arg, scope) for arg in self._split_call(call)[0]]
+        self.gb.span = call.span
+        return self._inline_values(d, call, kids)
+
+    def _inline_values(self, d: A.Def, node: A.Call, kids) -> list:
         error = self._split_call(node)[2]
         if error:
             self.rep.error("E103", error, node.span, notes=(f"`{d.name}` is defined at line {d.span.line}",))
-            return self._placeholder()
+            return [self._placeholder() for _ in d.results]
         if len(self.gb.call) >= MAX_INLINE_DEPTH:
             self.rep.error("E105", f"defs nested more than {MAX_INLINE_DEPTH} deep", node.span)
-            return self._placeholder()
+            return [self._placeholder() for _ in d.results]
         self.calls[d.name] = self.calls.get(d.name, 0) + 1
         label = f"{d.name}#{self.calls[d.name]}"
-        outer_call, outer_span = self.gb.call, self.gb.span
-        self.gb.call = outer_call + (label,)
+        outer = self.gb.call, self.gb.span, self.static_vars, self.seqs, self.seq_names
+        self.gb.call = outer[0] + (label,)
         self.gb.g.graph.setdefault("calls", {})[label] = {"def": d.name, "span": node.span}
         errors_before = self.rep.error_count
         scope = self._bind_params(d, kids, label)
         if self.rep.error_count > errors_before:  # arguments that do not fit would only cascade
-            self.gb.call, self.gb.span = outer_call, outer_span
-            return self._placeholder()
-        for stmt in d.body:
-            vid = self.lower(stmt.value, scope)
-            self.gb.span = stmt.span
-            if stmt.name in scope:
-                scope[stmt.name] = self._dup_local(stmt)
-                continue
-            scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", stmt.name, span=stmt.name_span,
-                                            rename=vid not in scope.values())
-        result = self.lower(d.result, scope)
-        self.gb.call, self.gb.span = outer_call, outer_span
-        return result
+            self.gb.call, self.gb.span = outer[0], outer[1]
+            return [self._placeholder() for _ in d.results]
+        # A def body sees its own names: not the caller's loop variables or sequences.
+        self.static_vars, self.seqs = {}, {}
+        self.seq_names = self._def_seq_names.get(d.name)
+        if self.seq_names is None:
+            self.seq_names = self._def_seq_names[d.name] = sequence_names(d.body)
+        frame = Frame(scope, scope, self.seqs, f"{label}.")
+        try:
+            for stmt in d.body:
+                if not isinstance(stmt, A.Assign):
+                    self.body.run(stmt, frame)
+                    continue
+                vid = self.lower(stmt.value, scope)
+                self.gb.span = stmt.span
+                if stmt.name in scope:
+                    scope[stmt.name] = self._dup_local(stmt)
+                    continue
+                scope[stmt.name] = self.gb.bind(vid, f"{label}.{stmt.name}", stmt.name, span=stmt.name_span,
+                                                rename=vid not in scope.values())
+            return [self.lower(result, scope) for result in d.results]
+        finally:
+            self.gb.call, self.gb.span, self.static_vars, self.seqs, self.seq_names = outer
 
     def _dup_local(self, stmt):
         self.rep.error("E104", f"`{stmt.name}` is assigned twice in this def", stmt.name_span)
@@ -734,6 +825,18 @@ def _nested_tuple(value):
     return float(arr) if arr.ndim == 0 else tuple(_nested_tuple(v) for v in arr)
 
 
+def _as_default_type(value, default):
+    """`padding=1` is the int 1 where the op's default is an int (stride, padding, dilation, groups),
+    so pictures and equations print `padding=1`, not `padding=1.0`; other values are as given."""
+    if type(default) is not int:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, tuple) and all(isinstance(v, float) and v.is_integer() for v in value):
+        return tuple(int(v) for v in value)
+    return value
+
+
 def _static_literal(key, value):
     if key == "keepdims":
         return bool(value)
@@ -782,11 +885,17 @@ def _defined_names(stmt):
         return [(stmt.name, stmt.name_span)]
     if isinstance(stmt, A.Def):
         return [(stmt.name, stmt.name_span)]
+    if isinstance(stmt, A.MultiAssign):
+        return [(t.id, t.span) for t in stmt.targets if isinstance(t, A.Name)]
     return []
 
 
 def _called_names(d: A.Def) -> set:
-    return set(_expression_profile([s.value for s in d.body] + [d.result])[1])
+    return set(_expression_profile(_def_expressions(d))[1])
+
+
+def _def_expressions(d: A.Def) -> list:
+    return [e for s in d.body for e in A.statement_expressions(s)] + list(d.results)
 
 
 def _callees_first(callees: dict[str, set]) -> list[str]:
@@ -808,20 +917,24 @@ def _callees_first(callees: dict[str, set]) -> list[str]:
     return order
 
 
-def count_ops(program: A.Program, source: Source, max_ops: int | None = None, defs: dict | None = None) -> int:
+def count_ops(program: A.Program, source: Source, max_ops: int | None = None, defs: dict | None = None,
+              dims: dict | None = None) -> int:
     """The operations of the program's graph, each def call as its inlined body; E108 above max_ops.
 
     Defs that each call the previous one twice double at every level: thirty of
     them inline to 2**30 operations. Each def's inlined size is counted once,
     callees first (a call of a builtin is one operation), so this costs no more
     than reading the program, and a model is refused before anything is built.
+    A loop counts its body once per iteration where its range is known from the
+    declared dims (and `dims`, the --dim sizes); else once.
     """
     if defs is None:
         defs = {}
         for st in program.statements:
             if isinstance(st, A.Def):
                 defs.setdefault(st.name, st)
-    profiles = {name: _expression_profile([s.value for s in d.body] + [d.result]) for name, d in defs.items()}
+    sizes = fixed_dims(program, dims or {})
+    profiles = {name: _statements_profile(d.body, sizes, extra=d.results) for name, d in defs.items()}
     size: dict[str, int] = {}
     for name in _callees_first({n: set(c) & set(defs) for n, (_, c) in profiles.items()}):
         size[name] = _inlined(profiles[name], size)
@@ -835,13 +948,31 @@ def count_ops(program: A.Program, source: Source, max_ops: int | None = None, de
                                       "a def that calls another twice doubles the size at every level"))
     total = 0
     for st in program.statements:
-        if isinstance(st, A.Assign):
-            total += _inlined(_expression_profile([st.value]), size)
+        if isinstance(st, (A.Assign, A.ElemAssign, A.MultiAssign, A.For)):
+            total += _inlined(_statements_profile([st], sizes), size)
             if total > limit:
                 raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total, max_ops,
                                    st.span, source,
                                    notes=("counted before building, each def call as its inlined body",))
     return total
+
+
+def _statements_profile(statements, sizes: dict, known: dict | None = None, extra=()) -> tuple[int, Counter]:
+    """The profile (see _expression_profile) of statements, a loop's body times its iterations.
+
+    Iterations are counted where the range is known from `sizes` (fixed dims, --dim)
+    and the enclosing loops' first values; else once. Recursion follows the
+    nesting of loops, not their iterations.
+    """
+    ops, calls = _expression_profile([e for st in statements if not isinstance(st, A.For)
+                                      for e in A.statement_expressions(st)] + list(extra))
+    for st in statements:
+        if isinstance(st, A.For):
+            trips, inner = trip_count(st, sizes, known or {})
+            body_ops, body_calls = _statements_profile(st.body, sizes, inner)
+            ops += trips * body_ops
+            calls.update({c: k * trips for c, k in body_calls.items()})
+    return ops, calls
 
 
 _OPERATIONS = (A.BinOp, A.UnaryOp, A.Transpose, A.Index)

@@ -113,8 +113,10 @@ class _Program:
     def fill(self, leaf_values) -> list:
         get = leaf_values.get
         values = [get(name) for name in self.leaves]
-        if any(v is None or not is_c_ordered(v) for v in values):
-            values = [self.plan.leaf_value(leaf_values, name) for name in self.leaves]
+        for v in values:  # a loop, not any(...): this runs on every call
+            if v is None or not is_c_ordered(v):
+                values = [self.plan.leaf_value(leaf_values, name) for name in self.leaves]
+                break
         if self.scalar:
             values = [float(v) for v in values]
         return values

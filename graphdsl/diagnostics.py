@@ -32,6 +32,14 @@ CODES = {
     "E106": "invalid output",
     "E107": "invalid declaration",
     "E108": "model too large",
+    "E109": "not a static integer",
+    "E110": "sequence element defined twice",
+    "E111": "sequence element not defined",
+    "E112": "sequence index count differs",
+    "E113": "wrong number of values",
+    "E114": "loop variable assigned",
+    "E115": "loop range runs backwards",
+    "E116": "operation not supported by the target",
     # shapes
     "E201": "matmul dimensions differ",
     "E202": "shapes do not broadcast",
@@ -49,11 +57,14 @@ CODES = {
     "E308": "cannot write output",
     "E309": "renderer unavailable",
     "E310": "not enough memory",
+    "E311": "optional library not installed",
+    "E312": "device not available",
     # warnings
     "W001": "implicit input",
     "W002": "undefined function",
     "W003": "def shadows a builtin",
     "W004": "unused value",
+    "W005": "loop not unrolled yet",
 }
 
 

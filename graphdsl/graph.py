@@ -26,7 +26,14 @@ class GraphBuilder:
         self.phase = "forward"  # "backward" while reverse mode adds adjoints
         self.span = None  # the source span new nodes are attributed to
         self.call: tuple[str, ...] = ()  # the def calls new nodes sit inside
+        # The loop iterations new nodes sit inside, outermost first: (loop_key, var, value)
+        # frames (see loops.py). Nodes outside every loop get no `loop` attribute at all.
+        self.loop: tuple[tuple[str, str, int], ...] = ()
         self.next_out: str | None = None  # the name the next emitted op writes to (see build.lower)
+        # Dims declared without a size (bound by the data) in a build for export (free_counts): a rule
+        # reads their sizes at run time (the losses' count N) rather than folding them into a constant,
+        # so the exported graph takes any size. Empty otherwise: eval and explain fold them.
+        self.free_dims: set[str] = set()
 
     # ---- variables -------------------------------------------------------------
     def fresh(self) -> str:
@@ -36,6 +43,8 @@ class GraphBuilder:
     def add_var(self, vid: str, role: str, shape, **attrs) -> str:
         attrs.setdefault("span", self.span)
         attrs.setdefault("call", self.call)
+        if self.loop:
+            attrs.setdefault("loop", self.loop)
         attrs.update(kind="var", role=role, shape=shape, phase=self.phase)
         self._add_node(vid, attrs)
         return vid
@@ -90,8 +99,7 @@ class GraphBuilder:
         return None
 
     def inputs_of(self, op_id: str) -> list[str]:
-        edges = sorted(self.g.in_edges(op_id, keys=True), key=lambda e: e[2])
-        return [u for u, _, _ in edges]
+        return arguments(self.g._pred[op_id])
 
     # ---- operators ---------------------------------------------------------------
     def op(self, name: str, *inputs, **attrs) -> str:
@@ -101,18 +109,48 @@ class GraphBuilder:
         return simpler if simpler is not None else self.emit(name, ids, attrs)
 
     def emit(self, name: str, ids: list[str], attrs: dict, out: str | None = None) -> str:
-        opdef = REGISTRY[name]
-        shape = self._infer(opdef, ids, attrs)
-        self.count += 1
-        op_id = f"{name}#{self.count}"
-        out = out or self.next_out or self.fresh()
-        self.next_out = None
-        self._add_node(op_id, {"kind": "op", "op": name, "attrs": attrs, "span": self.span, "call": self.call,
-                               "phase": self.phase, "out": out})
+        # Called for every node of every build and of reverse mode: the adjacency dicts are
+        # written here directly (as _add_node/_add_edge do), with the attribute dicts in
+        # add_var's key order.
+        shape = self._infer(REGISTRY[name], ids, attrs)
+        self.count = count = self.count + 1
+        op_id = f"{name}#{count}"
+        if out is None:
+            out = self.next_out
+            if out is None:
+                out = self.fresh()
+            else:
+                self.next_out = None
+        else:
+            self.next_out = None
+        g = self.g
+        nodes, succ, pred = g._node, g._succ, g._pred
+        span, call, phase = self.span, self.call, self.phase
+        # (each of the three dicts gets op_id before out: edges() and the renderers follow their order)
+        succ[op_id] = op_succ = {}
+        pred[op_id] = op_pred = {}
+        nodes[op_id] = data = {"kind": "op", "op": name, "attrs": attrs, "span": span, "call": call,
+                               "phase": phase, "out": out}
+        loop = self.loop
+        if loop:
+            data["loop"] = loop
         for k, u in enumerate(ids):
-            self._add_edge(u, op_id, k)
-        self.add_var(out, "intermediate", shape, anonymous=out.startswith("%"))
-        self._add_edge(op_id, out, 0)
+            keys = op_pred.get(u)
+            if keys is None:
+                keys = op_pred[u] = succ[u][op_id] = {}
+            keys[k] = {}
+        if loop:  # add_var's key order
+            var = {"anonymous": out[0] == "%", "span": span, "call": call, "loop": loop, "kind": "var",
+                   "role": "intermediate", "shape": shape, "phase": phase}
+        else:
+            var = {"anonymous": out[0] == "%", "span": span, "call": call, "kind": "var", "role": "intermediate",
+                   "shape": shape, "phase": phase}
+        if out in nodes:
+            nodes[out].update(var)
+        else:
+            nodes[out], succ[out], pred[out] = var, {}, {}
+        key = op_succ[out] = {0: {}}
+        pred[out][op_id] = key
         return out
 
     def _infer(self, opdef, ids, attrs):
@@ -121,8 +159,9 @@ class GraphBuilder:
             rule_attrs = {**attrs, "like": self.shape(attrs["like"])}
             if rule_attrs["like"] is None:
                 return None
+        nodes = self.g._node
         try:
-            return opdef.shape([self.shape(u) for u in ids], rule_attrs)
+            return opdef.shape([nodes[u]["shape"] for u in ids], rule_attrs)
         except ShapeError as err:
             self._shape_error(err, ids)
             return None
@@ -144,6 +183,8 @@ class GraphBuilder:
 
     def _simplify(self, name, ids, attrs):
         """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T."""
+        if name not in _FOLDABLE:  # most ops: nothing to look up
+            return None
         one = lambda v: _is_scalar(self.const_value(v), 1.0)  # noqa: E731
         zero = lambda v: _is_scalar(self.const_value(v), 0.0)  # noqa: E731
         if name == "mul" and one(ids[0]) and self._keeps_shape(ids[1], ids[0]):
@@ -189,6 +230,18 @@ class GraphBuilder:
         return out
 
     def _relabel(self, old: str, new: str):
+        """Rename `old` (a fresh value: nothing reads it yet) to `new`."""
+        g = self.g
+        if new not in g._node and not g._succ[old]:  # move the node's dicts (reverse mode names every adjoint)
+            data, preds = g._node.pop(old), g._pred.pop(old)
+            del g._succ[old]
+            g._node[new], g._succ[new], g._pred[new] = data, {}, preds
+            for u, keys in preds.items():
+                succ_u = g._succ[u]
+                del succ_u[old]
+                succ_u[new] = keys
+                g._node[u]["out"] = new
+            return
         data = dict(self.g._node[old])
         preds = list(self.g.in_edges(old, keys=True))
         self.g.remove_node(old)
@@ -196,6 +249,22 @@ class GraphBuilder:
         for u, _, k in preds:
             self._add_edge(u, new, k)
             self.g._node[u]["out"] = new
+
+
+def arguments(preds: dict) -> list[str]:
+    """An op's arguments in order, from its predecessors (input -> {position: edge data}).
+
+    One value may be several arguments (`x * x`). Reverse mode and the plan ask this for
+    every op: one or two different arguments, the common cases, need no sort.
+    """
+    if len(preds) == 1:
+        (u, keys), = preds.items()
+        return [u] * len(keys)
+    if len(preds) == 2:
+        (u, ku), (v, kv) = preds.items()
+        if len(ku) == 1 and len(kv) == 1:
+            return [u, v] if min(ku) < min(kv) else [v, u]
+    return [u for _, u in sorted((k, u) for u, keys in preds.items() for k in keys)]
 
 
 def describe(g, vid: str, source: Source | None, shape=False) -> str:
@@ -254,11 +323,21 @@ def _is_scalar(value, target: float) -> bool:
     return value is not None and np.ndim(value) == 0 and float(value) == target
 
 
+_FOLDABLE = frozenset({"mul", "div", "add", "sub", "neg", "transpose", "sum_to", "broadcast_to", "reshape",
+                       "unreduce"})
+
+
 def _same_shape(a, b) -> bool:
+    """Equal sizes axis by axis; an axis of unknown size matches only the same named dim, also unknown."""
     if a is None or b is None or len(a) != len(b):
         return False
-    return all(x.size is not None and x.size == y.size or (x.name is not None and x.name == y.name
-                                                            and x.size == y.size) for x, y in zip(a, b))
+    for x, y in zip(a, b):  # a loop, not all(...): reverse mode asks this for every cotangent
+        if x.size is not None:
+            if x.size != y.size:
+                return False
+        elif x.name is None or x.name != y.name or y.size is not None:
+            return False
+    return True
 
 
 def topological_order(g: MultiDiGraph, nodes) -> list:

@@ -94,32 +94,31 @@ def value_bytes(graph, node: str) -> int:
 
 def plan_estimate(plan, keep_all: bool = False) -> tuple[int, list]:
     """(estimated peak bytes, [(bytes, node id)] of every leaf and result) of running `plan`."""
-    nodes = plan.graph._node
-    buffers = [(_nbytes(nodes[n]), n) for n in plan.slot]
-    leaves = {n for n, _ in plan.leaves}
-    leaf_bytes = sum(b for b, n in buffers if n in leaves)
+    slot_bytes = plan.slot_bytes  # computed with the plan's size checks, one entry per slot
+    buffers = [(slot_bytes[s], n) for n, s in plan.slot.items()]
     if keep_all:  # run_all keeps every value
-        return sum(b for b, _ in buffers), buffers
-    peak = _schedule_peak(plan, nodes)
-    largest = max((b for b, n in buffers if n not in leaves), default=0)
+        return sum(slot_bytes), buffers
+    leaves = {s for _, s in plan.leaves}
+    leaf_bytes = sum(slot_bytes[s] for s in leaves)
+    peak = _schedule_peak(plan, slot_bytes)
+    largest = max((b for s, b in enumerate(slot_bytes) if s not in leaves), default=0)
     return leaf_bytes + peak + largest, buffers
 
 
-def _schedule_peak(plan, nodes) -> int:
+def _schedule_peak(plan, slot_bytes) -> int:
     """The most bytes of results alive at once over the plan's schedule (leaves are counted apart).
 
     Read off the reference schedule, not the compiled program: generating that program
     is what a command that runs a plan once avoids, and the program only folds or drops
     steps, so this bound is never below its peak.
     """
-    size: dict[int, int] = {}
-    for n, s in plan.slot.items():
-        size[s] = max(size.get(s, 0), _nbytes(nodes[n]))
     live = peak = 0
     for (_, _, out), freed in zip(plan.steps, plan.frees):
-        live += size.get(out, 8)
-        peak = max(peak, live)
-        live -= sum(size.get(s, 8) for s in freed)
+        live += slot_bytes[out]
+        if live > peak:
+            peak = live
+        for s in freed:
+            live -= slot_bytes[s]
     return peak
 
 

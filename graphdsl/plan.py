@@ -39,10 +39,10 @@ import warnings
 
 import numpy as np
 
-from .arrays import c_ordered
+from .arrays import all_finite, c_ordered
 from .diagnostics import Diagnostic, GraphDSLError
 from .digraph import MultiDiGraph
-from .graph import describe, topological_order
+from .graph import arguments, describe, topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
 
@@ -84,23 +84,28 @@ class Plan:
         self.graph = g
         order = _schedule_order(g, _upstream(g, self.targets))
         self.slot = slot = {}
+        self.slot_bytes: list[int] = []  # float64 bytes of each slot's value (8 when its shape is unknown)
+        slot_bytes = self.slot_bytes
         self.leaves: list[tuple[str, int]] = []
         self.steps: list[tuple] = []
         self.step_ops: list[str] = []
         node, pred = g._node, g._pred
         ops = []
-        sizes: dict = {}  # a shape's element count, computed once per distinct shape
+        # A shape's element count, computed once per shape object (keyed by id: hashing a
+        # tuple of Dims calls their Python __hash__; every shape is held by the graph meanwhile).
+        sizes: dict = {}
         for n in order:
             data = node[n]
             if data["kind"] == "var":
                 shape = data["shape"]
-                count = sizes.get(shape, -1) if shape is not None else None
+                count = sizes.get(id(shape), -1) if shape is not None else None
                 if count == -1:
                     dims = concrete(shape)
-                    count = sizes[shape] = None if dims is None else math.prod(dims)
+                    count = sizes[id(shape)] = None if dims is None else math.prod(dims)
                 if count is not None and count > max_elements:
                     self._too_large(n, data, count, max_elements)
                 slot[n] = len(slot)
+                slot_bytes.append(8 * count if count is not None else 8)
                 if not pred[n]:
                     self.leaves.append((n, slot[n]))
             else:
@@ -147,12 +152,8 @@ class Plan:
         kw = _bind_attrs(data["attrs"], g) if data["attrs"] else {}
         fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
         self._bound[op_id] = kw
-        slot, preds = self.slot, g._pred[op_id]
-        if len(preds) == 1:  # one argument, or one value passed several times
-            (u, keys), = preds.items()
-            ins = (slot[u],) * len(keys)
-        else:
-            ins = tuple(slot[u] for _, u in sorted((k, u) for u, keys in preds.items() for k in keys))
+        slot = self.slot
+        ins = tuple([slot[u] for u in arguments(g._pred[op_id])])
         self.steps.append((fn, ins, self.slot[data["out"]]))
         self.step_ops.append(op_id)
 
@@ -184,7 +185,7 @@ class Plan:
             raise
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
             raise self._failure(leaf_values, err) from None
-        if check_finite and not _all_finite(results):
+        if check_finite and not all_finite(results):
             self._locate_nonfinite(leaf_values)
         return list(results)
 
@@ -389,26 +390,6 @@ def _upstream(g, targets) -> set:
                 seen.add(u)
                 stack.append(u)
     return seen
-
-
-_add_reduce = np.add.reduce
-
-
-def _all_finite(results) -> bool:
-    for r in results:
-        if isinstance(r, float):
-            if not math.isfinite(r):
-                return False
-            continue
-        if r.ndim == 0:  # (an attribute: np.ndim's dispatch costs a microsecond)
-            if not math.isfinite(r):
-                return False
-            continue
-        # A sum is finite whenever every element is (unless it overflows: then look closer). One
-        # pass, no temporary, on one thread: BLAS's threaded dot stalls when the cores are busy.
-        if not math.isfinite(_add_reduce(r, None)) and not np.isfinite(r).all():
-            return False
-    return True
 
 
 def _bind_attrs(attrs, g):

@@ -40,17 +40,17 @@ MAX_DEPTH = 256  # brackets nested deeper than this are refused (E001)
 RESERVED = {
     "dim": "DIM", "input": "INPUT", "param": "PARAM", "const": "CONST",
     "def": "DEF", "return": "_RETURN", "output": "OUTPUT",
-    "true": "TRUE", "false": "FALSE",
+    "true": "TRUE", "false": "FALSE", "for": "FOR", "in": "IN",
 }
 _KEYWORD_TYPES = {t: w for w, t in RESERVED.items()}
-_STMT_KEYWORDS = {"DIM", "INPUT", "PARAM", "CONST", "DEF", "OUTPUT"}
+_STMT_KEYWORDS = {"DIM", "INPUT", "PARAM", "CONST", "DEF", "OUTPUT", "FOR"}
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _CHAR = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 _BINOPS = {"ADD_OP", "MUL_OP", "POW", "COMP_OP"}
 # A newline right after one of these continues the statement.
-_CONTINUE = _BINOPS | {"_EQ", "_COMMA", "_COLON"}
+_CONTINUE = _BINOPS | {"_EQ", "_COMMA", "_COLON", "DOTDOT"}
 
 
 # ---- loading the parser --------------------------------------------------------
@@ -358,8 +358,23 @@ class _Builder(Transformer):
         return ast.Program(tuple(c))
 
     def assign(self, c):
-        name, value = c
+        *targets, value = c
+        if len(targets) > 1:
+            return ast.MultiAssign(tuple(_target(t) for t in targets), value,
+                                   _cover(_start(targets[0]), value.span))
+        name = targets[0]
+        if isinstance(name, ast.Index):  # `h[t] = e`
+            return ast.ElemAssign(name.value.id, name.items, value, _cover(name.span, value.span),
+                                  name.value.span)
         return ast.Assign(name.value, value, _cover(name, value.span), _tspan(name))
+
+    def element(self, c):
+        name = ast.Name(c[0].value, _tspan(c[0]))
+        return ast.Index(name, tuple(c[2:-1]), _cover(c[0], c[-1]))
+
+    def for_(self, c):
+        kw, var, first, last, body, end = c[0], c[1], c[3], c[5], c[7:-1], c[-1]
+        return ast.For(var.value, first, last, tuple(body), _cover(kw, end), _tspan(var))
 
     def dim_decl(self, c):
         return ast.DimDecl(tuple(c[1:]), _cover(c[0], c[-1].span))
@@ -401,11 +416,16 @@ class _Builder(Transformer):
         while isinstance(c[i], ast.Param):
             i += 1
         params, rest = tuple(c[3:i]), c[i + 1:]
-        if isinstance(rest[0], Token):  # a `{ ... return e }` block
-            body, result, end = tuple(rest[1:-2]), rest[-2], rest[-1]
+        if isinstance(rest[0], Token):  # a `{ ... return e }` block, maybe `return a, b`
+            inner = rest[1:-1]
+            k = 0
+            while isinstance(inner[k], _BODY_STATEMENTS):
+                k += 1
+            body, results, end = tuple(inner[:k]), inner[k:], rest[-1]
         else:
-            body, result, end = (), rest[0], rest[0].span
-        return ast.Def(name.value, params, body, result, _cover(kw, end), _tspan(name))
+            body, results, end = (), [rest[0]], rest[0].span
+        return ast.Def(name.value, params, body, results[0], _cover(kw, end), _tspan(name),
+                       tuple(results[1:]))
 
     def fparam(self, c):
         name = c[0]
@@ -414,7 +434,7 @@ class _Builder(Transformer):
         return ast.Param(name.value, c[1][0], _cover(name, c[1][1]))
 
     def output(self, c):
-        names = tuple(ast.Name(t.value, _tspan(t)) for t in c[1:])
+        names = tuple(_target(t) for t in c[1:])
         return ast.Output(names, _cover(c[0], names[-1].span))
 
     # -- expressions
@@ -522,6 +542,19 @@ class _Builder(Transformer):
         return ast.Slice(parts[0], parts[1], parts[2], span)
 
 
+_TARGET_NEXT = {"_EQ", "_COMMA", "LSQB"}  # what may follow an assignment's target
+_BODY_STATEMENTS = (ast.Assign, ast.ElemAssign, ast.MultiAssign, ast.For)
+
+
+def _target(t):
+    """An assignment or output target: a Name, or an Index of a Name (a sequence element)."""
+    return ast.Name(t.value, _tspan(t)) if isinstance(t, Token) else t
+
+
+def _start(t):
+    return t if isinstance(t, Token) else t.span
+
+
 _BINARY_PREC = {"COMP_OP": 1, "ADD_OP": 2, "MUL_OP": 3, "POW": 5}
 _PREFIX_PREC = 4
 _POW_PREC = 5
@@ -551,7 +584,7 @@ def _apply(op, operands: list, compares: set) -> None:
 _WORDS = {
     "NAME": "a name", "NUMBER": "a number", "STRING": "a string", "_SEP": "the end of the statement",
     "$END": "the end of the file", "_EQ": "`=`", "_COMMA": "`,`", "_COLON": "`:`",
-    "_DOT": "`.`", "_RETURN": "`return`", "POW": "`**`", "COMP_OP": "a comparison",
+    "_DOT": "`.`", "DOTDOT": "`..`", "_RETURN": "`return`", "POW": "`**`", "COMP_OP": "a comparison",
     "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/` or `@`",
     **{k: f"`{v}`" for k, v in _CHAR.items()},
     **{k: f"`{v}`" for k, v in _KEYWORD_TYPES.items()},
@@ -632,9 +665,10 @@ def _diagnose(err: UnexpectedInput, text: str, st: _ScanState) -> Diagnostic:
     if prev is not None and prev.type == "_DOT":
         return _error("E001", f"expected `T` (transpose) after `.`, found {_found(tok)}",
                       _token_span(tok, text), help=("e.g. `W.T`",))
-    if exp == {"_EQ"} and prev is not None and prev.type == "NAME":
+    if "_EQ" in exp and exp <= _TARGET_NEXT and prev is not None and prev.type in ("NAME", "RSQB"):
+        exp = {"_EQ"}  # `f(x)` as a statement: `=` is the useful word, not `,` or `[` (a.b = ..., h[t] = ...)
         help = ("a statement is an assignment `name = expr`, a declaration "
-                "(`dim`, `input`, `param`, `const`, `def`) or `output`",)
+                "(`dim`, `input`, `param`, `const`, `def`), a loop `for` or `output`",)
     return _error("E001", f"expected {_describe(exp, st.stack)}, found {_found(tok)}",
                   _token_span(tok, text), help=help)
 
@@ -773,7 +807,11 @@ def _check_reserved(tok, prev, exp, stack, text):
                           help=("`return` ends a block: `def f(a) { t = a * a; return t }`",))
         if "_RETURN" in exp and tok.type in _STMT_KEYWORDS:
             return _error("E001", f"`{tok.value}` inside a `def` block", _tspan(tok),
-                          help=("a block holds assignments and ends with `return <expression>`",))
+                          help=("a block holds assignments and loops, and ends with `return <expression>`",))
+        if "FOR" in exp and "RBRACE" in exp and tok.type in _STMT_KEYWORDS:
+            return _error("E001", f"`{tok.value}` inside a loop body", _tspan(tok),
+                          help=("a loop body holds assignments (`h[t] = ...`, `a, b = f(...)`) and loops; "
+                                "declare and define before the loop, name outputs after it",))
         return _reserved(tok)
     if (prev is not None and prev.type in _KEYWORD_TYPES and tok.type == "_EQ"
             and "NAME" in exp and prev.type not in ("TRUE", "FALSE")):
@@ -886,13 +924,30 @@ def _statement_head(text: str, pos: int) -> str:
     return words[0] if words else ""
 
 
+def _in_loop_header(text: str, pos: int) -> bool:
+    """Whether `pos` is in a `for ... in A..B` header, before its `{` (LALR offers `{` after any expression)."""
+    segment = text[text.rfind("\n", 0, pos) + 1:pos]
+    segment = segment[segment.rfind(";") + 1:]
+    head = segment.split(None, 1)
+    return bool(head) and head[0] == "for" and "{" not in segment
+
+
 def _assigns_next(text: str, pos: int) -> bool:
     """Whether the text after `pos` is `=` (not `==`): a new assignment starts."""
     rest = text[pos:pos + 64].lstrip(" \t")
     return rest.startswith("=") and not rest.startswith("==")
 
 
+def _check_loop_brace(tok, prev, exp, stack, text):
+    """`for t in 1..T h[t] = ...`: the body's `{` is missing after the range."""
+    if "LBRACE" in exp and tok.type != "LBRACE" and _in_loop_header(text, tok.start_pos):
+        return _error("E001", f"expected `{{` to open the loop body, found {_found(tok)}", _token_span(tok, text),
+                      help=("a loop is `for t in 1..T { h[t] = ... }`, its `{` on the line of `for`",))
+    return None
+
+
 _CHECKS = (
+    _check_loop_brace,
     habits.check_dim_keyword,  # NumPy/PyTorch spellings first: their generic reading misleads
     habits.check_foreign_call,
     _check_brackets,

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import memory
+from .arrays import all_finite
 from .autodiff import gradients
 from .diagnostics import Diagnostic, GraphDSLError
+from .interop import backends
 from .valuefiles import as_array
 from .values import dropout_masks
 
@@ -155,19 +157,24 @@ class _Batches:
 def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100, optimizer: str = "sgd",
           batch_size: int | None = None, of: str | None = None, params=None, seed: int = 0,
           batch_dim: str | None = None, shuffle: bool = True, momentum: float = 0.9, betas=(0.9, 0.999),
-          eps: float = 1e-8, callback=None, progress=None) -> TrainResult:
+          eps: float = 1e-8, callback=None, progress=None, backend: str | None = None,
+          device: str | None = None, distributed=None) -> TrainResult:
     """Minimise the scalar `of` (default: the one output) over `params` (default: all params).
 
     values: inputs (and, to resume, params) by name. batch_size: examples per step,
     sliced along the inputs' free dim (the one declared `dim b` without a size);
     None or >= the data size means full batch. callback(step, loss, params) is
     called after every step with the params by name and may return True to stop.
-    progress(step, loss) is called now and then for a progress display. Ctrl-C
+    progress(step, loss) is called now and then for a progress display. backend
+    ("torch", "jax") and device run each step's plan there (interop/backends.py);
+    distributed (an interop.torch_distributed.DataParallel, one rank of a torchrun
+    job) gives this process its shard of every batch and all-reduces the step. Ctrl-C
     stops training cleanly: the result has interrupted=True and the params reached
     so far. A NaN or Inf in the loss or the params raises Diverged, which keeps the
     last finite params.
     """
     _check_hyper(lr, steps, batch_size)
+    backends.check(backend, device)
     given = {k: as_array(v, k) for k, v in (values or {}).items()}
     dim, axes = batch_axes(model, batch_dim)
     if batch_size is not None and dim is None:
@@ -179,9 +186,11 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     batched = dim is not None and batch_size is not None and n is not None and batch_size < n
     rng = np.random.default_rng(seed)
     batches = _Batches(n, batch_size, rng, shuffle) if batched else None
+    local = _sharding(model, distributed, dim, n, batch_size if batched else n)
 
     # ---- compile once -------------------------------------------------------------------
-    first = {k: np.take(v, np.arange(batch_size), axis=axes[k]) for k, v in data.items()} if batched else {}
+    first = {k: np.take(v, local(np.arange(batch_size if batched else n)), axis=axes[k])
+             for k, v in data.items()} if batched or distributed else {}
     model.check_graph_memory("grad")  # before the concrete build
     compiled, given_b = model.compile({**given, **first})
     target, wrt = model.grad_targets(compiled, of, _param_names(model, compiled, params))
@@ -195,6 +204,12 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     names = [compiled.built.graph.nodes[w].get("name") or w for w in wrt]
     current = {w: np.array(leaves[w], dtype=np.float64) for w in wrt}
     opt = Optimizer(optimizer, lr, momentum, betas, eps)
+    if distributed is not None:  # this rank's shard of each batch, its loss weighted by its share
+        size = batch_size if batched else n
+        run = distributed.runner(wrt, current, len(local(np.arange(size))) / size)
+    else:
+        def run(plan, leaves):
+            return backends.run(plan, leaves, False, False, backend, device)
 
     # ---- the loop: run the plan, update the arrays ------------------------------------------
     losses: list[float] = []
@@ -204,7 +219,7 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     good = current
 
     def kept(params, updates, now):  # what Diverged keeps: params reached after `updates` steps
-        if updates < 0 or not _all_finite(params):  # (given initial params may hold an Inf)
+        if updates < 0 or not all_finite(params.values()):  # (given initial params may hold an Inf)
             return None
         return TrainResult(dict(zip(names, params.values())), losses[: updates + 1], losses[updates], updates,
                            of_name, True, now - start, dim if batched else None)
@@ -212,19 +227,19 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
     try:
         for step in range(steps):
             if batched:
-                idx = batches.next()
+                idx = local(batches.next())
                 for k, v in data.items():
                     leaves[k] = np.take(v, idx, axis=axes[k])
             leaves.update(current)
             leaves.update(dropout_masks(compiled.built, seed, "train", step))
-            results = plan.run(leaves, check_finite=False)
+            results = run(plan, leaves)
             loss = float(np.asarray(results[0]).reshape(-1)[0]) if np.size(results[0]) else float("nan")
             if not math.isfinite(loss):  # the params of `step` updates fail: keep those before them
                 raise _diverged(model, f"`{of_name}`", step, lr, losses, kept(good, step - 1, time.perf_counter()))
             losses.append(loss)
             good = current  # a finite loss, and finite values unless given so (kept() checks)
             updated = opt.step(current, dict(zip(wrt, results[1:])))
-            if not _all_finite(updated):
+            if not all_finite(updated.values()):
                 raise _diverged(model, "the params", step, lr, losses, kept(good, step, time.perf_counter()))
             # One statement, so that a signal (KeyboardInterrupt) never separates the params from
             # their step count: CPython runs signal handlers only at calls and backward jumps.
@@ -238,13 +253,26 @@ def train(model, values: dict | None = None, lr: float = 0.01, steps: int = 100,
         interrupted = True
     seconds = time.perf_counter() - start
     leaves.update(dropout_masks(compiled.built, seed, "eval"))  # the final loss is measured without dropout
-    final = _final_loss(model, compiled, target, leaves, current, given, data, batched, seed)
+    final = _final_loss(model, compiled, target, leaves, current, given, data, batched or distributed is not None,
+                        seed, backend, device if distributed is None else distributed.device)
     return TrainResult(dict(zip(names, current.values())), losses, final, done, of_name, interrupted, seconds,
                        dim if batched else None)
 
 
-def _all_finite(params: dict) -> bool:
-    return all(np.isfinite(v).all() for v in params.values())
+def _sharding(model, distributed, dim, n, size):
+    """idx -> the indices of it this process takes: all of them, or its rank's shard."""
+    if distributed is None:
+        return lambda idx: idx
+    if dim is None or n is None:
+        raise GraphDSLError(Diagnostic(
+            "E304", "distributed training shards the batch along the inputs' free dim, and this model has none",
+            help=("declare the examples' dim without a size (`dim b`) and use it in the inputs' shapes",)),
+            model.source)
+    if size < distributed.world:
+        raise GraphDSLError(Diagnostic(
+            "E304", f"a batch of {size} examples cannot be shared by {distributed.world} processes",
+            help=("use fewer processes (--nproc_per_node) or a larger --batch-size",)), model.source)
+    return distributed.shard
 
 
 def _param_names(model, compiled, params):
@@ -265,7 +293,7 @@ def _param_names(model, compiled, params):
     return names
 
 
-def _final_loss(model, compiled, target, leaves, current, given, data, batched, seed) -> float:
+def _final_loss(model, compiled, target, leaves, current, given, data, batched, seed, backend, device) -> float:
     """The loss of the final params on all the data (one forward pass, no gradients)."""
     if batched:
         full, given_f = model.compile({**given, **data})
@@ -277,7 +305,7 @@ def _final_loss(model, compiled, target, leaves, current, given, data, batched, 
         values.update(current)
         forward = model._plan(compiled, (target,))
     try:
-        return float(np.asarray(forward.run(values, check_finite=False)[0]).reshape(-1)[0])
+        return float(np.asarray(backends.run(forward, values, False, False, backend, device)[0]).reshape(-1)[0])
     except KeyboardInterrupt:
         return float("nan")
 

@@ -28,6 +28,7 @@ import zipfile
 
 import numpy as np
 
+from .arrays import all_finite
 from .diagnostics import GraphDSLError, fail
 from .plan import DEFAULT_MAX_ELEMENTS
 
@@ -58,9 +59,9 @@ def as_array(value, name: str) -> np.ndarray:
 
 def refuse_nonfinite(value: np.ndarray, label: str) -> None:
     """E302 naming the value and its first NaN or Inf, before anything runs on it."""
-    finite = np.isfinite(value)
-    if finite.all():
+    if all_finite((value,)):
         return
+    finite = np.isfinite(value)
     first = np.unravel_index(int(np.argmin(finite)), value.shape) if value.ndim else ()
     bad = value[first]
     kind = "NaN" if np.isnan(bad) else ("Inf" if bad > 0 else "-Inf")

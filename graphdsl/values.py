@@ -14,6 +14,7 @@ from . import ast as A
 from .build import INITIALISERS, Built
 from .consteval import NotConstant, const_eval
 from .diagnostics import GraphDSLError, fail as _fail, suggest
+from .loops import loops_waiting
 from .plan import DEFAULT_MAX_ELEMENTS
 from .valuefiles import load_file, parse_set, short as _short  # noqa: F401  (load_file, parse_set: read here by tests)
 
@@ -63,6 +64,7 @@ def bind_dims(built: Built, given: dict, overrides: dict | None = None) -> dict[
     free = [k for k, v in dims.items() if v is None]
     if free:
         _fail("E304", f"dim `{free[0]}` is free and no value fills it", built.dim_span(free[0]),
+              notes=tuple(loops_waiting(built.graph, free[0])),
               help=(f"give data that has this dim, or its size with --dim {free[0]}=N",), source=built.source)
     return dims
 
@@ -126,6 +128,8 @@ def _fmt(shape, dims=None) -> str:
 
 # ---- initial values -------------------------------------------------------------
 
+DRAWS_NOTHING = ("zeros", "ones", "full")  # the initialisers that leave the generator as it was
+
 def initial_values(built: Built, given: dict, seed: int = 0, max_elements=DEFAULT_MAX_ELEMENTS) -> dict:
     """A value for every declaration: given, or its initialiser, drawn from one seeded generator."""
     rng = None
@@ -154,11 +158,61 @@ def initial_values(built: Built, given: dict, seed: int = 0, max_elements=DEFAUL
     return out
 
 
+def given_or_fixed(built: Built) -> tuple[frozenset, list]:
+    """What `initial_values` needs to know to skip its walk when nothing is drawn.
+
+    (the declarations that would draw from the generator unless given, [(name, its
+    constant value or None)] in declaration order). `Model.grad` keeps this per
+    compiled graph: a training step gives every value that would be drawn.
+    """
+    drawn, entries = set(), []
+    for name, decl in built.decls.items():
+        if decl.init is not None and (_is_random(decl.init) or decl.value is None):
+            drawn.add(name)
+        constant = decl.value is not None and not (decl.init is not None and _is_random(decl.init))
+        entries.append((name, np.asarray(decl.value, dtype=np.float64) if constant else None))
+    return frozenset(drawn), entries
+
+
+def known_values(fixed: tuple, given: dict) -> dict | None:
+    """initial_values(built, given) when every value it would draw is given (`fixed` from given_or_fixed), else None."""
+    drawn, entries = fixed
+    for name in drawn:
+        if name not in given:
+            return None
+    out = {}
+    for name, constant in entries:
+        value = given.get(name, constant)
+        if value is not None:
+            out[name] = value
+    return out
+
+
 def _is_random(init) -> bool:
     return isinstance(init, A.Call) and init.func in INITIALISERS
 
 
-def _initialise(built, decl, rng, max_elements):
+def random_draws(built: Built, given: dict, max_elements=DEFAULT_MAX_ELEMENTS) -> list:
+    """What `initial_values` draws from the generator, in order, for an exporter that redraws it:
+    [(name, "normal" | "uniform", a, b, sizes, given)], a and b NumPy's arguments (loc and scale,
+    or low and high). A given value is drawn too (and dropped) when a later draw follows it, as there."""
+    out, deferred = [], []
+    for name, decl in built.decls.items():
+        if decl.init is None or not _is_random(decl.init) or decl.init.func in DRAWS_NOTHING:
+            continue
+        deferred.append(decl)
+        if name in given:
+            continue
+        for pending in deferred:
+            sizes = _sizes(built, pending, max_elements)
+            method, low_or_loc, high_or_scale = draw_spec(pending.init.func, sizes, _init_kwargs(built, pending.init))
+            out.append((pending.name, method, low_or_loc, high_or_scale, sizes, pending.name in given))
+        deferred.clear()
+    return out
+
+
+def _sizes(built, decl, max_elements) -> tuple:
+    """The declaration's concrete shape; E304 for a dim not bound, E303 for too many elements."""
     sizes = tuple(built.graph.nodes[decl.name]["shape"] and
                   [d.size for d in built.graph.nodes[decl.name]["shape"]] or ())
     if any(s is None for s in sizes):
@@ -169,6 +223,11 @@ def _initialise(built, decl, rng, max_elements):
         _fail("E303", f"`{decl.name}` would hold {math.prod(sizes):,} elements, more than the limit of "
                       f"{max_elements:,}", decl.span, help=("use smaller dims, or raise --max-elements",),
               source=built.source)
+    return sizes
+
+
+def _initialise(built, decl, rng, max_elements):
+    sizes = _sizes(built, decl, max_elements)
     init = decl.init
     kwargs = _init_kwargs(built, init)
     try:
@@ -207,12 +266,6 @@ def _init_kwargs(built, init: A.Call) -> dict:
 
 
 def _draw(func, sizes, kw, rng, built, init):
-    fan_in = sizes[-1] if sizes else 1
-    fan_out = sizes[0] if len(sizes) >= 2 else fan_in
-    if func == "randn":
-        return rng.normal(kw.get("mean", 0.0), kw.get("std", 1.0), sizes)
-    if func == "uniform":
-        return rng.uniform(kw.get("low", -1.0), kw.get("high", 1.0), sizes)
     if func == "zeros":
         return np.zeros(sizes)
     if func == "ones":
@@ -221,9 +274,24 @@ def _draw(func, sizes, kw, rng, built, init):
         if "v" not in kw:
             _fail("E103", "full needs a value: full(v)", init.span, source=built.source)
         return np.full(sizes, kw["v"])
+    method, a, b = draw_spec(func, sizes, kw)
+    return getattr(rng, method)(a, b, sizes)
+
+
+def draw_spec(func: str, sizes: tuple, kw: dict) -> tuple | None:
+    """An initialiser as the generator call that draws it: ("normal", loc, scale), ("uniform", low, high),
+    or None for one that draws nothing (zeros, ones, full)."""
+    if func in DRAWS_NOTHING:
+        return None
+    fan_in = sizes[-1] if sizes else 1
+    fan_out = sizes[0] if len(sizes) >= 2 else fan_in
+    if func == "randn":
+        return "normal", kw.get("mean", 0.0), kw.get("std", 1.0)
+    if func == "uniform":
+        return "uniform", kw.get("low", -1.0), kw.get("high", 1.0)
     if func == "glorot":
-        return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in + fan_out)), sizes)
-    return rng.normal(0.0, math.sqrt(2.0 / max(1, fan_in)), sizes)  # he
+        return "normal", 0.0, math.sqrt(2.0 / max(1, fan_in + fan_out))
+    return "normal", 0.0, math.sqrt(2.0 / max(1, fan_in))  # he
 
 
 # ---- dropout masks ------------------------------------------------------------------

@@ -48,3 +48,31 @@ def chain(n_layers: int) -> str:
         prev = f"h{i}"
     lines += [f"J = sum({prev} ** 2)", "output J"]
     return "\n".join(lines) + "\n"
+
+
+def loop_rnn(steps: int = 12, cell: bool = False) -> str:
+    """The RNN written with a loop (issue 15): `h[t] = tanh(W h[t-1] + U x[t-1] + c)`, t = 1..steps;
+    with `cell`, the body calls a def."""
+    body = "cell(xs[t-1], h[t-1])" if cell else "tanh(W_hh @ h[t-1] + W_xh @ xs[t-1] + b_h)"
+    lines = ["dim d = 3, hdim = 4, b = 2", f"dim T = {steps}", "input xs : [T, d, b] = randn(std=1)",
+             "input target : [1, b] = randn(std=1)",
+             "param W_xh : [hdim, d] = randn(std=0.5)", "param W_hh : [hdim, hdim] = randn(std=0.5)",
+             "param b_h : [hdim, 1] = zeros()", "param W_hy : [1, hdim] = randn(std=0.5)",
+             "const h0 : [hdim, b] = zeros()"]
+    if cell:
+        lines.append("def cell(x, h) = tanh(W_xh @ x + W_hh @ h + b_h)")
+    lines += ["h[0] = h0", "for t in 1..T {", f"    h[t] = {body}", "}",
+              "yhat = W_hy @ h[T]", "J = mse(yhat, target)", "output J"]
+    return "\n".join(lines) + "\n"
+
+
+def nested_loops(layers: int = 2, steps: int = 3) -> str:
+    """A stacked RNN: layer l reads layer l-1 at each step (`h[l, t]`), two loops nested."""
+    lines = ["dim d = 3, b = 2", f"dim L = {layers}, T = {steps}", "input xs : [T, d, b] = randn(std=1)",
+             "param W : [d, d] = randn(std=0.4)", "param U : [d, d] = randn(std=0.4)",
+             "const z : [d, b] = zeros()",
+             "for t in 1..T {", "    h[0, t] = xs[t-1]", "}",
+             "for l in 1..L {", "    h[l, 0] = z",
+             "    for t in 1..T {", "        h[l, t] = tanh(W @ h[l, t-1] + U @ h[l-1, t])", "    }", "}",
+             "J = sum(h[L, T] ** 2)", "output J"]
+    return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ def load(name):
 
 def test_the_examples_are_all_here():
     want = {"d2l_mlp", "oneliner", "one_neuron", "mazur", "numpy_layer", "torch_mlp", "softmax_regression", "xor",
-            "rnn", "attention", "layernorm", "lenet"}
+            "rnn", "attention", "layernorm", "lenet", "char_gru", "lstm", "causal_attention"}
     assert want <= set(NAMES)
 
 

@@ -380,3 +380,15 @@ def test_a_hostile_file_name_stays_plain_text_in_the_player(tmp_path, stem):
     title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
     assert "<svg" not in title and "<script" not in title and len(title) < 400
     assert html.escape(stem, quote=False) in title or html.escape(stem) in title
+
+
+def test_summary_mean_within_rounding_of_zero_is_zero():
+    """A mean that is summation noise prints as 0 (it differs between machines); a real one is kept."""
+    from graphdsl.explain.numbers import summary_parts
+
+    rng = np.random.default_rng(3)
+    half = rng.normal(size=40)
+    noisy = np.concatenate([half, -half[::-1]])  # sums to rounding noise, not exactly 0
+    assert dict(summary_parts(noisy))["mean"] == 0.0
+    small = np.full(80, 1e-9)  # tiny but not noise: 1e-9 is far above 80 * eps * 1e-9
+    assert dict(summary_parts(small))["mean"] == pytest.approx(1e-9, rel=1e-12)

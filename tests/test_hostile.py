@@ -246,6 +246,20 @@ def _(d):
                                          "J = sum(A) + sum(B)\n"), "--max-memory", "3G"]
 
 
+def _no_gpu_reason():
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    return "this machine has a GPU" if torch.cuda.is_available() else None
+
+
+@case("device_without_a_gpu", "eval --backend torch --device cuda on a machine without a GPU", 1, ["E312"],
+      ["--device `cuda`: this machine has no such device for torch", "run on the CPU"], skip=_no_gpu_reason())
+def _(d):
+    return ["eval", mlp(d), "--set", "x=[[1],[2]]", "--set", "y=[[1]]", "--backend", "torch", "--device", "cuda"]
+
+
 @case("many_operations", "a single line summing 200,000 terms", 1, ["E108"],
       ["about 200,000 operations", "more than the limit of 100,000", "--max-ops"], then=_quick(10),
       shown="input y : []; z = y + y + ... + y  (200,001 terms)")
@@ -314,6 +328,87 @@ def _(d):
       ["only as einsum's subscripts"])
 def _(d):
     return ["check", write(d, "str.gdsl", 'input a : [2]\nJ = sum(a) + "ij"\n')]
+
+
+# -- loops and several return values (language v2)
+
+RNN_HEAD = "dim n = 2\ninput X : [n, T]\nparam W : [n, n] = randn()\nh[0] = 0 * X[:, 0]\n"
+
+
+@case("loop_bound_not_static", "a loop bound that is a run-time value", 1, ["E109"],
+      ["a loop's last value must be a static integer", "`k` is not a constant"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "input k : []\nh[0] = 1\nfor t in 1..k { h[t] = h[t-1] * 2 }\n")]
+
+
+@case("loop_element_twice", "a sequence element defined in two iterations", 1, ["E110"],
+      ["`h[1]` is defined twice", "first defined at line 2, column 17 in the iteration t = 1",
+       "defined again in the iteration t = 2"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "h[0] = 1\nfor t in 1..3 { h[1] = h[0] * t }\n")]
+
+
+@case("loop_element_missing", "a loop that reads h[0], never defined", 1, ["E111"],
+      ["`h[0]` is not defined when it is read", "read in the iteration t = 1"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "input x : []\nfor t in 1..4 { h[t] = tanh(h[t-1] + x) }\n")]
+
+
+@case("loop_element_past_the_end", "reading h[T+1] after a loop that defines h[1]..h[T]", 1, ["E111"],
+      ["`h[5]` is not defined", "defined so far: h[0], h[1], h[2], ..., h[4]"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "dim T = 4\nh[0] = 1\nfor t in 1..T { h[t] = h[t-1] / 2 }\n"
+                                           "J = h[T+1]\n")]
+
+
+@case("loop_index_counts", "one sequence written with one index and with two", 1, ["E112"],
+      ["`h` has 2 indices per element, here 1"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "for l in 1..2 { h[l, 0] = l }\nJ = h[2]\n")]
+
+
+@case("loop_arity_one_name", "one name for a def that returns two values", 1, ["E113"],
+      ["`lstm` returns 2 values; an expression takes one", "assign them to 2 names"])
+def _(d):
+    return ["check", write(d, "lstm.gdsl", "def lstm(h, c) { return tanh(h + c), c * 2 }\ny = lstm(1, 2)\n")]
+
+
+@case("loop_arity_two_names", "two names for a def that returns one value", 1, ["E113"],
+      ["2 names are assigned, but `f` returns 1 value"])
+def _(d):
+    return ["check", write(d, "f.gdsl", "def f(a) = a * 2\nx, y = f(1)\n")]
+
+
+@case("loop_variable_assigned", "assigning to the loop variable", 1, ["E114"],
+      ["`t` is a loop variable: it cannot be assigned"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "for t in 1..3 { t = t + 1 }\n")]
+
+
+@case("loop_backwards", "a range that counts down", 1, ["E115"], ["the loop's range 3..1 runs backwards"])
+def _(d):
+    return ["check", write(d, "loop.gdsl", "for t in 3..1 { y[t] = t }\n")]
+
+
+@case("loop_free_dim_check", "check of a loop over a free dim (warns, checks the body once)", 0, (),
+      ["warning[W005]", "cannot be unrolled yet", "dim `T` is free"])
+def _(d):
+    return ["check", write(d, "rnn.gdsl", "dim T\n" + RNN_HEAD + "for t in 1..T { h[t] = tanh(W @ h[t-1]) }\n"
+                                          "J = sum(h[T])\n")]
+
+
+@case("loop_free_dim_eval", "eval of a loop over a free dim nothing gives", 1, ["E304"],
+      ["dim `T` is free and no value fills it"])
+def _(d):
+    return ["eval", write(d, "rnn.gdsl", "dim T\ninput h0 : [2]\nh[0] = h0\nfor t in 1..T { h[t] = tanh(h[t-1]) }\n"
+                                         "J = sum(h[T])\n"), "--set", "h0=[1, 2]"]
+
+
+@case("loop_free_dim_equations", "equations of a loop over a free dim, without data", 1, ["E304"],
+      ["the loop over `t` cannot be unrolled: its range ends at a free dim"])
+def _(d):
+    return ["equations", write(d, "rnn.gdsl", "dim T\n" + RNN_HEAD + "for t in 1..T { h[t] = tanh(W @ h[t-1]) }\n"
+                                              "J = sum(h[T])\n")]
 
 
 # -- non-finite data

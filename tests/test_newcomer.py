@@ -217,13 +217,24 @@ def test_bptt_equations_name_each_steps_repeated_term_once():
     root = Path(__file__).resolve().parents[1]
     model = graphdsl.load(root / "examples/rnn.gdsl")
     data = {k: np.array(v) for k, v in json.loads((root / "examples/rnn.json").read_text()).items()}
-    eqs = equations(model, data)
-    lines = str(eqs).splitlines()
+    lines = str(equations(model, data, unroll=True)).splitlines()
     assert sum("tanh'(" in line for line in lines) == 3  # once per time step, in its own equation
-    assert "  t1 = dJ/dh3 ⊙ tanh'(W_xh xs[2] + W_hh h2 + b_h)" in lines
+    assert "  t1 = dJ/dh[3] ⊙ tanh'(W_xh xs[2] + W_hh h[2] + b_h)" in lines
     assert "  dJ/dW_xh = t1 xs[2]ᵀ + t2 xs[1]ᵀ + t3 xs[0]ᵀ" in lines
+    rolled = str(equations(model, data)).splitlines()  # the loop's body once, in terms of t
+    assert "      t1 = dJ/dh[t] ⊙ tanh'(W_xh xs[t-1] + W_hh h[t-1] + b_h)" in rolled
+    assert "  dJ/dW_xh = Σ_t t1 xs[t-1]ᵀ" in rolled and "  dJ/db_h = Σ_t sum_b(t1)" in rolled
     # what the equations say, in NumPy: t_k = dJ/dh_k ⊙ (1 - h_k²), dJ/db_h = sum_b(t1 + t2 + t3)
-    _, grads = model.grad(data, wrt=["h1", "h2", "h3", "b_h"])
-    h = model.eval(data, outputs=["h1", "h2", "h3"])
-    t = [grads[f"h{k}"] * (1 - h[f"h{k}"] ** 2) for k in (3, 2, 1)]
+    _, grads = model.grad(data, wrt=["b_h", "W_xh"])
+    out = model.eval(data, outputs=["h[1]", "h[2]", "h[3]", "yhat"])
+    h = {k: out[f"h[{k}]"] for k in (1, 2, 3)}
+    t = []
+    leaves = model.leaf_values(*model.compile(data), 0)  # the initialised weights the run used
+    W_hh, W_hy = leaves["W_hh"], leaves["W_hy"]
+    dh = W_hy.T @ ((out["yhat"] - data["target"]) / 2)  # mse over 4 sequences: 2 (yhat - target) / 4
+    for k in (3, 2, 1):
+        t.append(dh * (1 - h[k] ** 2))
+        dh = W_hh.T @ t[-1]
     np.testing.assert_allclose(grads["b_h"], sum(tk.sum(axis=1, keepdims=True) for tk in t), rtol=1e-12)
+    xs = data["xs"]
+    np.testing.assert_allclose(grads["W_xh"], sum(tk @ xs[k - 1].T for tk, k in zip(t, (3, 2, 1))), rtol=1e-12)

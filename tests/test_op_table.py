@@ -41,3 +41,13 @@ def test_fixed_arity_templates_place_every_argument(name):
     op = REGISTRY[name]
     fields = {int(f) for _, f, _, _ in Formatter().parse(op.latex) if f is not None}
     assert fields == set(range(arity(op))), f"{name}: {op.latex!r} places arguments {sorted(fields)}"
+
+
+def test_local_derivative_texts_name_each_argument_once():
+    """The hover text of an operator (OpDef.local) has one line per argument it names, at most nargs."""
+    with_text = {name: op for name, op in REGISTRY.items() if op.local}
+    assert {"add", "mul", "matmul", "tanh", "sigmoid", "relu", "softmax", "sum_to", "unreduce"} <= set(with_text)
+    for name, op in with_text.items():
+        assert 1 <= len(op.local) <= op.nargs[1], name
+        if len(op.local) == 2:
+            assert "a" in op.local[0].split("=")[0] and "b" in op.local[1].split("=")[0], name

@@ -361,7 +361,16 @@ GOLDEN_CASES = {
     "d2l_mlp_collapsed": lambda: d2l().render(values=d2l_values(), collapse=["loss"], heat=True),
     "d2l_mlp_structure": lambda: d2l().render(),
     "oneliner": lambda: graphdsl.load(EXAMPLES / "oneliner.gdsl").render(),
+    "loop_rnn_rolled": lambda: _loop_rnn(12).render(),
+    "loop_rnn_rolled_backward": lambda: _loop_rnn(12).render(view="backward"),
+    "loop_rnn_unrolled": lambda: _loop_rnn(3).render(unroll=True),
 }
+
+
+def _loop_rnn(steps):
+    from render_models import loop_rnn
+
+    return graphdsl.parse(loop_rnn(steps), f"loop_rnn{steps}.gdsl")
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
@@ -441,3 +450,18 @@ def test_system_graphviz_renders_the_same_dot(tmp_path, monkeypatch):
     ET.fromstring(svg.encode("utf-8"))
     assert svg.count('class="node"') >= len(r.scene.nodes)
     assert r.png().startswith(b"\x89PNG") and r.pdf().startswith(b"%PDF")
+
+
+def test_whole_number_options_print_as_integers():
+    """`conv2d(x, w, padding=1)` is drawn `padding=1`, as written (the option is an int, as its default)."""
+    text = """dim n = 1
+input x : [n, 1, 6, 6]
+param w : [2, 1, 3, 3] = randn()
+J = sum(conv2d(x, w, padding=1, stride=[1, 1]))
+output J
+"""
+    model = graphdsl.parse(text)
+    attrs = next(d["attrs"] for _, d in model.graph.nodes(data=True) if d.get("op") == "conv2d")
+    assert attrs["padding"] == 1 and type(attrs["padding"]) is int and attrs["stride"] == (1, 1)
+    dot = model.render().dot
+    assert "padding=1" in dot and "padding=1.0" not in dot

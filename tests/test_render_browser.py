@@ -134,7 +134,7 @@ def test_blocks_expand_and_collapse_and_clusters_fold(browser, rnn_page):
     open_page(browser, rnn_page)
     main, expanded = browser.find_element(By.ID, "pic-main"), browser.find_element(By.ID, "pic-expanded")
     assert main.is_displayed() and not expanded.is_displayed()
-    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click'))", node(browser, "call:cell#2"))
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click'))", node(browser, "call:cell#3"))  # the loop is drawn at its last step
     assert expanded.is_displayed() and not main.is_displayed()
     assert px_per_unit(browser, "pic-expanded") >= 1.39  # zoomed to the block's cluster
     toggle = browser.find_element(By.ID, "blocks")
@@ -157,7 +157,7 @@ def test_blocks_expand_and_collapse_and_clusters_fold(browser, rnn_page):
 
 def test_arrow_keys_follow_edges(browser, rnn_page):
     open_page(browser, rnn_page)
-    start = node(browser, "dJ/dh3")
+    start = node(browser, "dJ/dh[3]")
     browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click'))", start)
     assert "pinned" in start.get_attribute("class")
     edges = [e.get_attribute("textContent") for e in
@@ -169,7 +169,36 @@ def test_arrow_keys_follow_edges(browser, rnn_page):
 
     ActionChains(browser).send_keys(Keys.ARROW_DOWN).perform()
     after = pinned()
-    assert f"dJ/dh3->{after}" in edges  # one step along an edge out of dJ/dh3
+    assert f"dJ/dh[3]->{after}" in edges  # one step along an edge out of dJ/dh[3]
     ActionChains(browser).send_keys(Keys.ARROW_UP).perform()
     assert f"{pinned()}->{after}" in edges  # and back up an edge into it
+    assert not severe(browser)
+
+
+@pytest.fixture(scope="module")
+def loop_page(tmp_path_factory):
+    """An RNN written with a loop: drawn rolled, the unrolled picture in the same page."""
+    from render_models import loop_rnn
+
+    r = graphdsl.parse(loop_rnn(4), "loop_rnn4.gdsl").render()
+    assert r.scene.rolled, "the test needs a rolled loop"
+    path = tmp_path_factory.mktemp("html") / "loop.html"
+    r.save(path)
+    return path
+
+
+def test_a_rolled_loop_opens_unrolled_at_its_last_iteration(browser, loop_page):
+    open_page(browser, loop_page)
+    main, expanded = browser.find_element(By.ID, "pic-main"), browser.find_element(By.ID, "pic-expanded")
+    title = browser.find_element(By.CSS_SELECTOR, "#pic-main g.cluster > text")
+    assert "×4" in title.get_attribute("textContent")
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", title)
+    assert expanded.is_displayed() and not main.is_displayed()
+    boxes = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#pic-expanded g.cluster > title'),"
+        " function (t) { return t.textContent; })")
+    assert [b for b in boxes if b.startswith("cluster_iter:")] == [f"cluster_iter:for t#1={t}" for t in range(1, 5)]
+    assert px_per_unit(browser, "pic-expanded") >= 1.39  # zoomed to the last iteration's box
+    browser.find_element(By.ID, "blocks").click()
+    assert main.is_displayed() and not expanded.is_displayed()
     assert not severe(browser)

@@ -16,7 +16,7 @@ import graphdsl
 from graphdsl.render import backends
 from graphdsl.render.measure import CELL_PX, READABLE_PX, smallest_text_px, svg_box
 
-from render_models import mlp_layernorm, rnn
+from render_models import loop_rnn, mlp_layernorm, nested_loops, rnn
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -42,6 +42,10 @@ def example(name):
 MODELS = {p.stem: (lambda p=p: example(p.stem)) for p in sorted(EXAMPLES.glob("*.gdsl"))}
 MODELS["mlp6_layernorm"] = lambda: (graphdsl.parse(mlp_layernorm(6), "mlp6.gdsl"), None)
 MODELS["rnn4"] = lambda: (graphdsl.parse(rnn(4), "rnn4.gdsl"), None)
+MODELS["loop_rnn12"] = lambda: (graphdsl.parse(loop_rnn(12), "loop_rnn12.gdsl"), None)  # drawn rolled
+MODELS["loop_rnn100"] = lambda: (graphdsl.parse(loop_rnn(100), "loop_rnn100.gdsl"), None)
+MODELS["loop_cell12"] = lambda: (graphdsl.parse(loop_rnn(12, cell=True), "loop_cell12.gdsl"), None)
+MODELS["nested_loops"] = lambda: (graphdsl.parse(nested_loops(), "nested.gdsl"), None)
 
 
 def labels_of(dot: str) -> list[str]:
@@ -102,7 +106,7 @@ def test_a_chain_reads_top_to_bottom_and_rankdir_can_be_forced():
 
 def test_a_shared_weight_is_drawn_once_in_full_then_as_references():
     model, values = example("rnn")
-    r = model.render(values, expand="all")
+    r = model.render(values, expand="all", unroll=True)  # the loop drawn unrolled: three cells
     sc = r.scene
     refs = [ref for ref, n in sc.refs.items() if n == "W_hh"]
     assert "W_hh" in sc.nodes and len(refs) == 2  # read by three cells: one full box, two references

@@ -170,14 +170,14 @@ def _writing_options():
     return [(name, what) for name, p in subparsers.items() for what, _ in p.get_default("output_options") or ()]
 
 
-REQUIRED = {"train": ["--lr", "0.1", "--steps", "5"], "render": ["--format", "dot"]}
+REQUIRED = {"train": ["--lr", "0.1", "--steps", "5"], "render": ["--format", "dot"], "export": ["--to", "torch"]}
 
 
 def test_every_writing_command_registers_its_outputs():
     """The known writers go through the one check; a new command's outputs are listed here when added."""
     assert set(_writing_options()) == {("render", "--output"), ("equations", "--output"), ("grad", "--save"),
                                        ("train", "--save"), ("train", "--plot"),
-                                       ("explain", "--output")}
+                                       ("explain", "--output"), ("export", "--output")}
 
 
 @pytest.mark.parametrize("command,option", _writing_options())

@@ -506,7 +506,8 @@ def test_missing_comma_across_lines_is_not_an_unclosed_bracket():
 
 
 def test_reserved_words_are_the_specified_ones():
-    assert set(RESERVED) == {"dim", "input", "param", "const", "def", "return", "output", "true", "false"}
+    assert set(RESERVED) == {"dim", "input", "param", "const", "def", "return", "output", "true", "false",
+                             "for", "in"}  # v2: loops
 
 
 def test_parsers_may_be_shared_by_threads():

@@ -16,7 +16,7 @@ OUT = HERE / "syntaxes" / "gdsl.tmLanguage.json"
 
 def grammar() -> dict:
     sys.path.insert(0, str(HERE.parents[1]))
-    from graphdsl.editors.vocabulary import DECLARATIONS, builtins, constants, keywords
+    from graphdsl.editors.vocabulary import DECLARATIONS, NUMBER, OPERATORS, STRING, builtins, constants, keywords
 
     def alt(words):
         return "|".join(sorted(words, key=lambda w: (-len(w), w)))
@@ -29,6 +29,7 @@ def grammar() -> dict:
         "scopeName": "source.gdsl",
         "fileTypes": ["gdsl"],
         "patterns": [
+            {"name": "string.quoted.double.gdsl", "match": STRING},
             {"name": "comment.line.number-sign.gdsl", "match": "#.*$"},
             {"match": rf"\b(def)\s+({ident})",
              "captures": {"1": {"name": "storage.type.function.gdsl"}, "2": {"name": "entity.name.function.gdsl"}}},
@@ -36,8 +37,8 @@ def grammar() -> dict:
             {"name": "keyword.control.gdsl", "match": rf"\b({alt(others)})\b"},
             {"name": "constant.language.gdsl", "match": rf"\b({alt(constants())})\b"},
             {"name": "support.function.builtin.gdsl", "match": rf"\b({alt(builtins())})\b(?=\s*\()"},
-            {"name": "constant.numeric.gdsl", "match": r"\b([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"},
-            {"name": "keyword.operator.gdsl", "match": r"\*\*|[<>]=?|[=!]=|[-+*/@=]"},
+            {"name": "constant.numeric.gdsl", "match": rf"\b{NUMBER}"},
+            {"name": "keyword.operator.gdsl", "match": OPERATORS},
             {"name": "variable.other.gdsl", "match": ident},
         ],
     }

@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib
 
 # Later modules (render, equations, train, ...) are appended here, in help order.
-MODULE_NAMES = ["check", "evaluate", "equations", "explain", "train", "render", "lsp"]
+MODULE_NAMES = ["check", "evaluate", "equations", "explain", "train", "export", "render", "lsp"]
 # The command names each module defines; a name not listed here loads them all.
 COMMANDS = {"check": "check", "eval": "evaluate", "grad": "evaluate", "gradcheck": "evaluate",
-            "equations": "equations", "explain": "explain", "train": "train", "render": "render", "doctor": "render",
+            "equations": "equations", "explain": "explain", "train": "train", "export": "export", "render": "render", "doctor": "render",
             "lsp": "lsp"}
 
 

@@ -100,6 +100,17 @@ def add_mode_option(p: argparse.ArgumentParser) -> None:
                         "(default eval)")
 
 
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """--backend numpy|torch|jax and --device (docs/interop.md): the same plan, run by another library."""
+    from ..interop.backends import available
+
+    p.add_argument("--backend", choices=available(), default="numpy",
+                   help="the library that runs the plan (default numpy; torch and jax need graphdsl[torch], "
+                        "graphdsl[jax])")
+    p.add_argument("--device", metavar="DEVICE", default=None,
+                   help="with --backend torch or jax: where to run, e.g. cpu, cuda, cuda:1 (default: cpu)")
+
+
 MAX_DIM_DIGITS = 18  # a size of 19 digits is beyond any array (and int64); larger text is not worth converting
 
 

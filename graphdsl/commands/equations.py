@@ -22,6 +22,9 @@ def add_parsers(sub):
     p.add_argument("--of", metavar="NAME", help="the scalar to differentiate (default: the one output)")
     p.add_argument("--wrt", metavar="A,B", help="the values the backward equations lead to (default: all params)")
     p.add_argument("--standalone", action="store_true", help="with --format latex: a complete document")
+    p.add_argument("--unroll", action="store_true",
+                   help="print a loop's equations for every iteration (default: once, in terms of the loop "
+                        "variable: `for t = 1..T: h[t] = ...`, and `Σ_t` for a sum over the iterations)")
     add_output_option(p, "-o", "--output", metavar="FILE", help="write to FILE instead of printing")
     p.set_defaults(run=run)
 
@@ -32,7 +35,7 @@ def run(args, out) -> int:
         out.warn(w, model.source)
     values = gather_values(args)
     eqs = equations(model, values or None, of=args.of, wrt=args.wrt, dims=parse_dims(args.dim) or None,
-                    partial=True)
+                    partial=True, unroll=args.unroll)
     text = eqs.format(args.format, standalone=args.standalone)
     if args.output:
         atomic_write(args.output, text, args.force)

@@ -6,8 +6,8 @@ from rich.table import Table
 
 from ..fileio import save_npz
 from ..gradcheck import gradcheck
-from .common import (add_mode_option, add_model_argument, add_output_option, add_value_options, gather_values,
-                     load_model, model_error, shape_text, summarise)
+from .common import (add_backend_options, add_mode_option, add_model_argument, add_output_option, add_value_options,
+                     gather_values, load_model, model_error, shape_text, summarise)
 
 
 def add_parsers(sub):
@@ -15,6 +15,7 @@ def add_parsers(sub):
     add_model_argument(p)
     add_value_options(p)
     add_mode_option(p)
+    add_backend_options(p)
     p.add_argument("--output", action="append", default=None, metavar="NAME", help="a value to print "
                                                                                    "(default: the outputs)")
     p.add_argument("--json", action="store_true", help='print {"outputs": {...}} as JSON')
@@ -25,6 +26,7 @@ def add_parsers(sub):
     add_value_options(p)
     add_mode_option(p)
     add_grad_options(p)
+    add_backend_options(p)
     p.add_argument("--json", action="store_true", help='print {"of": ..., "value": ..., "grads": {...}} as JSON')
     add_output_option(p, "--save", metavar="FILE.npz", help="save the gradients to an .npz file")
     p.add_argument("--profile", action="store_true", help="time each node of the forward and backward pass")
@@ -50,7 +52,8 @@ def add_grad_options(p):
 def run_eval(args, out) -> int:
     model = load_model(args)
     values = gather_values(args)
-    results = model.eval(values, seed=args.seed, outputs=args.output, check_finite=not args.allow_nonfinite)
+    results = model.eval(values, seed=args.seed, outputs=args.output, check_finite=not args.allow_nonfinite,
+                         backend=args.backend, device=args.device)
     if args.json:
         out.json({"outputs": results})
         return 0
@@ -69,7 +72,7 @@ def run_grad(args, out) -> int:
 
         return print_profile(model, values, args, out)
     value, grads = model.grad(values, of=args.of, wrt=args.wrt, seed=args.seed,
-                              check_finite=not args.allow_nonfinite)
+                              check_finite=not args.allow_nonfinite, backend=args.backend, device=args.device)
     of = args.of or _of_name(model)
     if args.save:
         save_npz(args.save, grads, args.force)

@@ -40,6 +40,9 @@ def add_parsers(sub):
     g.add_argument("--expand", action="append", default=[], metavar="NAME",
                    help="never draw def NAME as a block (repeatable); `all`: no def is collapsed, even when the "
                         "picture is large")
+    g.add_argument("--unroll", action="store_true",
+                   help="draw every iteration of each loop, each in a box `t = 3` (default: a loop is drawn "
+                        "rolled, one iteration as a block `×N` with the last iteration's values)")
     g.add_argument("--focus", metavar="NODE", help="draw only the neighbourhood of NODE (a name or node id)")
     g.add_argument("--radius", type=int, default=2, metavar="K",
                    help="with --focus: how many operator steps away to draw (default 2)")
@@ -79,7 +82,7 @@ def run_render(args, out) -> int:
     r = render_model(model, values=values, view=args.view, seed=args.seed, of=args.of,
                      show_values=not args.no_values, show_grads=not args.no_grads, precision=args.precision,
                      heat=args.heat, collapse=tuple(args.collapse), expand=tuple(args.expand), wrt=args.wrt,
-                     focus=args.focus, radius=args.radius,
+                     focus=args.focus, radius=args.radius, unroll=args.unroll,
                      labels=args.labels, rankdir=args.rankdir, renderer=args.renderer)
     r.save(args.output, fmt, force=args.force)
     seconds = time.perf_counter() - t0

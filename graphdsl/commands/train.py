@@ -10,8 +10,8 @@ from rich.table import Table
 from ..diagnostics import GraphDSLError
 from ..fileio import save_npz
 from ..train import OPTIMIZERS, Diverged, plot_losses, require_matplotlib, train
-from .common import (UsageError, add_model_argument, add_output_option, add_value_options, gather_values, load_model,
-                     shape_text, summarise)
+from .common import (UsageError, add_backend_options, add_model_argument, add_output_option, add_value_options,
+                     gather_values, load_model, shape_text, summarise)
 from .signals import StopOnSignals
 
 HELP = "train the params by gradient descent on the one scalar output"
@@ -44,6 +44,10 @@ def add_parsers(sub):
     add_output_option(p, "--plot", metavar="FILE.png", help="draw the loss curve (needs matplotlib: graphdsl[plot])")
     p.add_argument("--json", action="store_true", help='print {"steps": N, "loss": ..., "params": {...}} as JSON')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_backend_options(p)
+    p.add_argument("--distributed", action="store_true",
+                   help="with --backend torch, under torchrun: data-parallel training (DistributedDataParallel; "
+                        "each process takes its shard of every batch; only rank 0 prints and saves)")
     p.set_defaults(run=run)
 
 
@@ -58,18 +62,55 @@ def run(args, out) -> int:
         raise UsageError("--checkpoint-every needs N >= 1 and --save FILE (the checkpoints go there)")
     if args.plot:
         require_matplotlib()  # before training, not after
+    parallel = _data_parallel(args)
+    finished = False
+    try:
+        status = _train(args, out, parallel)
+        finished = True
+        return status
+    except GraphDSLError:
+        if parallel is None or parallel.is_main:
+            raise
+        return 1  # every rank meets the same error; rank 0 alone says it
+    finally:
+        if parallel is not None:
+            parallel.close(finished)
+
+
+def _data_parallel(args):
+    """This process's rank of a torchrun job (--distributed), or None."""
+    if not args.distributed:
+        return None
+    if args.backend != "torch":
+        raise UsageError("--distributed needs --backend torch")
+    from ..interop import backends
+
+    backends.check("torch", args.device)  # E311 without torch, E312 without the device
+    from ..interop.torch_distributed import DataParallel, under_torchrun
+
+    if not under_torchrun():
+        raise UsageError("--distributed runs under torchrun, e.g. torchrun --standalone --nproc_per_node 2 "
+                         "-m graphdsl train FILE --backend torch --distributed ...")
+    return DataParallel(args.device)
+
+
+def _train(args, out, parallel) -> int:
+    main = parallel is None or parallel.is_main  # only rank 0 prints and writes files
+    if not main:
+        args.save = args.plot = args.checkpoint_every = None
     model = load_model(args)
-    for w in model.warnings:
+    for w in model.warnings if main else ():
         out.warn(w, model.source)
     values = gather_values(args)
-    show = not args.json and not args.quiet and sys.stdout.isatty() and out.console.is_terminal
+    show = main and not args.json and not args.quiet and sys.stdout.isatty() and out.console.is_terminal
     with StopOnSignals() as stop:
         try:
             with stop.guarding(), _Progress(out.console, args.steps, show) as bar:
                 result = train(model, values, lr=args.lr, steps=args.steps, optimizer=args.optimizer,
                                batch_size=args.batch_size, of=args.of, params=args.params, seed=args.seed,
                                batch_dim=args.batch_dim, shuffle=not args.no_shuffle, momentum=args.momentum,
-                               progress=bar.update if show else None, callback=_checkpoints(args))
+                               progress=bar.update if show else None, callback=_checkpoints(args),
+                               backend=args.backend, device=args.device, distributed=parallel)
         except Diverged as err:  # saved outside guarding(): a signal now waits for the file
             raise _save_kept(err, args) from None
         if args.save:
@@ -78,9 +119,9 @@ def run(args, out) -> int:
             plot_losses(result.losses, args.plot, title=f"{args.file}: {result.of}, {args.optimizer} lr {args.lr:g}",
                         force=args.force)
         try:
-            if args.json:
+            if main and args.json:
                 out.json({**result.to_json(), "interrupted": result.interrupted, "signal": stop.name})
-            else:
+            elif main:
                 _report(result, args, out, stop.name)
         except OSError:  # SIGHUP: the terminal may be gone; the params are saved, which is what matters
             if stop.received is None:

@@ -87,8 +87,16 @@ class Analysis:
 def _definitions(program: A.Program) -> dict[str, Range]:
     """Where each dim, declared value, assigned name and def is introduced (first wins)."""
     found: dict[str, Range] = {}
-    for stmt in program.statements:
-        if isinstance(stmt, A.DimDecl):
+    statements = list(program.statements)
+    for stmt in statements:  # grows by the bodies of loops, in order after their loop
+        if isinstance(stmt, A.For):
+            statements.extend(stmt.body)
+            pairs = [(stmt.var, stmt.var_span)]
+        elif isinstance(stmt, A.ElemAssign):
+            pairs = [(stmt.name, stmt.name_span)]
+        elif isinstance(stmt, A.MultiAssign):
+            pairs = [(t.id, t.span) if isinstance(t, A.Name) else (t.value.id, t.value.span) for t in stmt.targets]
+        elif isinstance(stmt, A.DimDecl):
             pairs = [(item.name, item.span) for item in stmt.items]
         elif isinstance(stmt, A.VarDecl):
             pairs = [(item.name, item.name_span) for item in stmt.items]

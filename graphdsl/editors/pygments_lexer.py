@@ -6,12 +6,12 @@ pyproject.toml registers it through the `pygments.lexers` entry point, so that
 from __future__ import annotations
 
 from pygments.lexer import RegexLexer, bygroups, words
-from pygments.token import (Comment, Keyword, Name, Number, Operator, Punctuation, Text,
+from pygments.token import (Comment, Keyword, Name, Number, Operator, Punctuation, String, Text,
                             Whitespace)
 
 # Absolute, so that `pygmentize -x -l graphdsl/editors/pygments_lexer.py:GraphDSLLexer` can load
 # this file by path as well as through the entry point.
-from graphdsl.editors.vocabulary import DECLARATIONS, builtins, constants, keywords
+from graphdsl.editors.vocabulary import DECLARATIONS, NUMBER, OPERATORS, STRING, builtins, constants, keywords
 
 # Python's identifier rule (Unicode letters, `_`, then letters/digits), which the
 # language accepts; Pygments compiles patterns with re.UNICODE.
@@ -23,6 +23,7 @@ def _rules() -> dict:
     return {
         "root": [
             (r"[ \t\r\n]+", Whitespace),
+            (STRING, String.Double),  # einsum's spec: "ij,jk->ik"
             (r"#.*?$", Comment.Single),
             (words(("def",), suffix=r"\b"), Keyword.Declaration, "defname"),
             (words(DECLARATIONS, suffix=r"\b"), Keyword.Declaration),
@@ -31,8 +32,8 @@ def _rules() -> dict:
             (words(builtins(), suffix=r"\b(?=\s*\()"), Name.Builtin),
             (r"(\.)(T)\b", bygroups(Punctuation, Name.Attribute)),
             (IDENT, Name),
-            (r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", Number),
-            (r"\*\*|[<>]=?|[=!]=|[-+*/@=]", Operator),
+            (NUMBER, Number),
+            (OPERATORS, Operator),
             (r"[()\[\]{},:;.]", Punctuation),
         ],
         "defname": [

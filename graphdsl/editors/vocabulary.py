@@ -7,6 +7,13 @@ from __future__ import annotations
 
 import functools
 
+# Numbers as the grammar's NUMBER: a `.` followed by another is a range's `..` (`1..T`).
+NUMBER = r"([0-9]+(\.(?!\.)[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+# The grammar's STRING: einsum's spec ("ij,jk->ik"), the only string literal.
+STRING = r'"[^"\n]*"'
+# Operators, the range's `..` included.
+OPERATORS = r"\*\*|\.\.|[<>]=?|[=!]=|[-+*/@=]"
+
 # The declaration keywords start a statement; the others sit inside one.
 DECLARATIONS = ("dim", "input", "param", "const", "def", "output")
 

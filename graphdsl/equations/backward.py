@@ -10,7 +10,7 @@ from collections import deque
 
 import numpy as np
 
-from ..autodiff import gradients
+from ..autodiff import adjoint_table, gradients
 from .convert import Converter
 from .equation import Equation
 from .expr import mul
@@ -20,8 +20,9 @@ from .nodes import downstream_of, inputs, is_scalar, through_anonymous, upstream
 
 def backward_equations(gb, names, target, wrt) -> list:
     g = gb.g
+    full = adjoint_table(gb, target)  # every value upstream of `of`, not only wrt
     table = dict(gradients(gb, target, list(wrt)))
-    table.update(g.graph["adjoints"][target])  # every value upstream of `of`, not only wrt
+    table.update(full)
     upstream = upstream_of(g, [target])
     printed = _printed_values(g, target, wrt, table, upstream)
     first_of = _name_adjoints(g, names, target, table, printed)

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ..diagnostics import GraphDSLError
+from ..diagnostics import Diagnostic, GraphDSLError
 from .backward import backward_equations
 from .equation import Equations
 from .forward import forward_equations
 from .names import NodeNames
 
 
-def equations(model, values=None, of=None, wrt=None, dims=None, partial=False) -> Equations:
+def equations(model, values=None, of=None, wrt=None, dims=None, partial=False, unroll=False) -> Equations:
     """The equations of `model`: forward, then backward for d(of)/d(wrt).
 
     With values (or when every dim is fixed) the concrete graph is used;
@@ -22,7 +22,7 @@ def equations(model, values=None, of=None, wrt=None, dims=None, partial=False) -
     # grad_targets takes a compiled model; it reads only .built
     target, wrt = model.grad_targets(SimpleNamespace(built=built), of, wrt)
     names = NodeNames(built.graph)
-    result = Equations(model.source.name, names.display(target), names=names)
+    result = Equations(model.source.name, names.display(target), names=names, target=target, unroll=unroll)
     result.forward = forward_equations(built.graph, names, built, target, model.program)
     try:
         result.backward = backward_equations(built.gb, names, target, wrt)
@@ -43,5 +43,17 @@ def _graph_for(model, values, dims):
         return model.compile({}, None)[0].built
     except GraphDSLError as err:
         if all(d.code == "E304" for d in err.errors):  # free dims or inputs without data: symbolic
+            _check_unrolled(model)
             return model.built
         raise
+
+
+def _check_unrolled(model) -> None:
+    """A loop over a free dim is built once for `check` only: its equations would be those of a stand-in."""
+    for info in (model.built.graph.graph.get("loops") or {}).values():
+        if info.get("last") is None:
+            err = GraphDSLError(Diagnostic(
+                "E304", f"the loop over `{info['var']}` cannot be unrolled: its range ends at a free dim",
+                info.get("span"), help=("give the model's data (--load FILE or --set NAME=...), which fixes "
+                                        "the dim's size; the equations are then those of every iteration",)))
+            raise err.with_source(model.source) if hasattr(err, "with_source") else err

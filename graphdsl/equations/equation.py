@@ -29,6 +29,16 @@ class Equations:
     backward: list = field(default_factory=list)
     error: GraphDSLError | None = None  # why the backward equations are missing, if they are
     names: object = None  # the NodeNames the equations were written with (explain looks values up by them)
+    target: str | None = None  # the node of `of`
+    unroll: bool = False  # print every iteration of a loop (default: a loop's equations once, in terms of t)
+
+    def roller(self, backward: bool):
+        """What prints a loop's equations once (None: nothing to roll, or unrolled)."""
+        if self.unroll or self.names is None or not self.names.g.graph.get("loops"):
+            return None
+        from .rolled import Roller
+
+        return Roller(self.names.g, self.names, self.target, backward)
 
     def text(self) -> str:
         return format_text(self)

@@ -6,7 +6,8 @@ from string import Formatter
 
 from ..ops import REGISTRY
 from .expr import ATOM_PREC, POSTFIX_PREC, Sym, exact
-from .printer import Printer, attr_text, fmt_number, key_text, render_lines
+from .printer import Printer, attr_text, fmt_number, key_text
+from .rolled import rolled_rows
 from .texnames import tex_escape, tex_name
 
 # An argument between these needs no brackets of its own: \sqrt{x}, \max(a, b), \|x\|.
@@ -105,10 +106,23 @@ def _braced(s):
     return s if re.fullmatch(r"\\?[A-Za-z]+(_\{[^{}]*\})?", s) else "{" + s + "}"
 
 
-def latex_block(eqs, env="align*") -> list:
-    p = LatexPrinter()
-    rows = [f"  {left} &= {right}" for left, right, _ in render_lines(eqs, p)]
+def latex_block(eqs, env="align*", roller=None) -> list:
+    """An align block; with a Roller, a loop's equations once, under `for t = 1, ..., T:`."""
+    rows = []
+    for row in rolled_rows(eqs, LatexPrinter(), roller):
+        pad = r"\quad " * row.depth
+        if row.left is None:
+            values = row.note.replace("..", r", \ldots, ").replace("…", r"\ldots")
+            rows.append(rf"  &{pad}\mathrm{{for}}\ {tex_name(row.right)} = {values}:")
+        else:
+            note = rf" \quad ({_note(row.note)})" if row.note else ""
+            rows.append(f"  {pad}{row.left} &= {row.right}{note}")
     return [rf"\begin{{{env}}}"] + [r + r" \\" for r in rows[:-1]] + rows[-1:] + [rf"\end{{{env}}}"]
+
+
+def _note(note: str) -> str:
+    """`t = 4, 3, …, 2` (or `l = 2, t = 3, 2`) in LaTeX."""
+    return re.sub(r"(\w+) = ", lambda m: tex_name(m.group(1)) + " = ", note).replace("…", r"\ldots")
 
 
 def format_latex(eqs, standalone=False) -> str:
@@ -116,10 +130,10 @@ def format_latex(eqs, standalone=False) -> str:
     if standalone:
         lines += [r"\documentclass{article}", r"\usepackage{amsmath}", r"\begin{document}", ""]
     lines += [f"% equations of {_comment(eqs.name)}", "% forward"]
-    lines += latex_block(eqs.forward) if eqs.forward else []
+    lines += latex_block(eqs.forward, roller=eqs.roller(backward=False)) if eqs.forward else []
     if eqs.backward:
         lines += ["", f"% backward (reverse mode, d{_comment(eqs.of)}/dv, last to first)"]
-        lines += latex_block(eqs.backward)
+        lines += latex_block(eqs.backward, roller=eqs.roller(backward=True))
     if standalone:
         lines += ["", r"\end{document}"]
     return "\n".join(lines) + "\n"

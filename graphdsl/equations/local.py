@@ -83,4 +83,5 @@ def scratch_builder(gb, ops):
     scratch = copy.copy(gb)
     scratch.g = g.subgraph(nodes).copy()
     scratch.g.graph["adjoints"] = {}
+    scratch.g.graph["adjoint_walks"] = {}
     return scratch

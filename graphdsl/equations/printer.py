@@ -112,7 +112,16 @@ class Printer:
                 star += "[" + ", ".join(f"{k}={attr_text(v)}" for k, v in shown) + "]"
         return f"{self.operand(e.args[0])} {star} {self.operand(e.args[1])}"
 
-    FORMS = {"matmul": _matmul, "index": _index,
+    def _einsum(self, e) -> str:
+        """einsum("ij,jk->ik", a, b) as the model writes it; in LaTeX the spec as a subscript, ij,jk → ik."""
+        attrs = dict(e.attrs)
+        spec = str(attrs.pop("spec", ""))
+        args = ", ".join([self.render(a) for a in e.args] + [f"{k}={attr_text(v)}" for k, v in attrs.items()])
+        if self.latex:
+            return r"\mathrm{einsum}_{" + spec.replace("->", r" \to ") + "}(" + args + ")"
+        return f'einsum("{spec}", {args})'
+
+    FORMS = {"matmul": _matmul, "index": _index, "einsum": _einsum,
              **dict.fromkeys(("conv1d", "conv2d", "conv", "conv_input_grad", "conv_weight_grad"), _conv)}
 
 

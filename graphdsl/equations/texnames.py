@@ -29,10 +29,16 @@ def tex_escape(s: str) -> str:
     return "".join(_SPECIALS.get(c, c) for c in s)
 
 
+_ELEMENT = re.compile(r"([^\W\d]\w*)\[(-?\d+(?:,-?\d+)*)\]")
+
+
 def tex_name(name: str) -> str:
     """W1 -> W_{1}, x_t -> x_{t}, alpha -> \\alpha, lam -> \\lambda, logits -> \\mathrm{logits}."""
     if "." in name:  # a def's local (f#1.t): not a mathematical name
         return tex_escape(name)
+    element = _ELEMENT.fullmatch(name)
+    if element:  # a sequence's element as Goodfellow et al. write it: h[3] -> h^{(3)} (h3 is h_{3})
+        return tex_name(element.group(1)) + "^{(" + element.group(2) + ")}"
     base, _, sub = name.partition("_")
     digits = ""
     trailing_digits = re.fullmatch(r"([^\W\d_]+?)(\d+)", base)

@@ -7,7 +7,8 @@ import numpy as np
 
 from ..ops import REGISTRY
 from .expr import ATOM_PREC, PROD_PREC, Num, Sum, Sym
-from .printer import Printer, attr_text, fmt_number, key_text, render_lines
+from .printer import Printer, attr_text, fmt_number, key_text
+from .rolled import rolled_rows
 
 SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 DELIMITED = {"sqnorm": ("‖", "‖²"), "norm": ("‖", "‖"), "abs": ("|", "|")}  # ‖x‖² rather than sqnorm(x)
@@ -71,15 +72,23 @@ class TextPrinter(Printer):
     FORMS = {**Printer.FORMS, "transpose": _transpose, "pow": _pow, "sum_to": _sum_to, "index_grad": _index_grad}
 
 
-def text_lines(eqs) -> list:
-    return [f"{left} = {right}" for left, right, _ in render_lines(eqs, TextPrinter())]
+def text_lines(eqs, roller=None) -> list:
+    """One line per equation; with a Roller, a loop's equations once, under `for t = 1..T:`."""
+    out = []
+    for row in rolled_rows(eqs, TextPrinter(), roller):
+        pad = "    " * row.depth
+        if row.left is None:
+            out.append(f"{pad}for {row.right} = {row.note}:")
+        else:
+            out.append(f"{pad}{row.left} = {row.right}" + (f"    ({row.note})" if row.note else ""))
+    return out
 
 
 def format_text(eqs) -> str:
     lines = [f"# equations of {eqs.name}", "", "forward:"]
-    lines += ["  " + line for line in text_lines(eqs.forward)]
+    lines += ["  " + line for line in text_lines(eqs.forward, eqs.roller(backward=False))]
     if eqs.of is not None and (eqs.backward or eqs.error is None):
         lines += ["", f"backward (reverse mode, d{eqs.of}/dv for each value v between the parameters and "
                       f"{eqs.of}, last to first):"]
-        lines += ["  " + line for line in text_lines(eqs.backward)]
+        lines += ["  " + line for line in text_lines(eqs.backward, eqs.roller(backward=True))]
     return "\n".join(lines) + "\n"

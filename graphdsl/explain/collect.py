@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autodiff import gradients
+from ..autodiff import adjoint_table, gradients
 from ..equations import equations
 from ..equations.expr import Sym, add, mul, neg
 from ..equations.convert import Converter
@@ -32,7 +32,7 @@ def collect(model, values=None, of=None, wrt=None, lr=None, seed=0, dims=None, c
     built, names = compiled.built, eqs.names
     g = built.graph
     target, wrt_nodes = model.grad_targets(compiled, of, wrt)
-    table = dict(g.graph["adjoints"][target])
+    table = dict(adjoint_table(built.gb, target))
     upstream = upstream_of(g, [target])
     fan = {eq.node: _fan_in(g, eq.node, table[eq.node], upstream) for eq in eqs.backward if eq.kind == "backward"}
     wanted = [eq.node for eq in eqs.forward] + [target] + list(table.values()) + \

@@ -43,7 +43,12 @@ def summary_parts(value) -> list[tuple[str, float]]:
     finite = arr[np.isfinite(arr)]
     if not finite.size:
         return []
-    return [("min", finite.min()), ("mean", finite.mean()), ("max", finite.max()),
+    mean = finite.mean()
+    # A mean within the sum's rounding error of zero is noise that changes with the machine's
+    # summation order (SIMD width): show it as 0 so the same model prints the same numbers.
+    if abs(mean) <= finite.size * np.finfo(np.float64).eps * np.abs(finite).max():
+        mean = 0.0
+    return [("min", finite.min()), ("mean", mean), ("max", finite.max()),
             ("norm", float(np.linalg.norm(finite)))]
 
 

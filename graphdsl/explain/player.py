@@ -21,9 +21,10 @@ from .text import step_lines
 
 
 def player_page(walk, model, values=None, seed=0) -> str:
-    # every node drawn (no automatic blocks): each step highlights nodes by their ids
+    # every node drawn (no automatic blocks, loops unrolled): each step highlights nodes by their ids, and
+    # the walkthrough has a step for each iteration
     picture = model.render(values=values, view="forward", seed=seed, show_values=False, show_grads=False,
-                           legend=False, expand=("all",))
+                           legend=False, expand=("all",), unroll=True)
     title = f"Backpropagation step by step: {walk.name}"
     return fill(TEMPLATE, {"TITLE": esc_html(title), "DATA": script_json(player_steps(walk)),
                            "SVG": inline_svg(picture.svg())})

@@ -74,6 +74,8 @@ class OpDef:
     doc: str = ""
     variadic: bool = False  # takes a list literal as its first argument (concat, stack)
     internal: bool = False  # built by the engine, not callable from the language
+    local: tuple[str, ...] = ()  # its local derivatives as a textbook writes them (y = op(a, b), g = dJ/dy):
+    # the HTML viewer's hover text
 
 
 def register(op: OpDef) -> OpDef:

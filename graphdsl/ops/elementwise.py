@@ -13,26 +13,28 @@ from .base import OpDef, broadcast_rule, register, unary_same
 _SQRT_2PI = np.sqrt(2 * np.pi)
 
 
-def _unary(name, forward, vjp=None, latex=None, differentiable=True, kwargs=None, doc=""):
+def _unary(name, forward, vjp=None, latex=None, differentiable=True, kwargs=None, doc="", local=()):
     return register(OpDef(name, forward, unary_same, vjp, (1, 1), kwargs or {}, latex=latex,
-                          differentiable=differentiable, elementwise=True, doc=doc))
+                          differentiable=differentiable, elementwise=True, doc=doc, local=local))
 
 
-def _binary(name, forward, vjp=None, symbol=None, latex=None, differentiable=True):
+def _binary(name, forward, vjp=None, symbol=None, latex=None, differentiable=True, local=()):
     return register(OpDef(name, forward, broadcast_rule, vjp, (2, 2), symbol=symbol, latex=latex,
-                          differentiable=differentiable, elementwise=True))
+                          differentiable=differentiable, elementwise=True, local=local))
 
 
 # ---- arithmetic ------------------------------------------------------------------
 
-_binary("add", np.add, lambda b, n: [n.g, n.g], "+", r"{0} + {1}")
-_binary("sub", np.subtract, lambda b, n: [n.g, b.op("neg", n.g)], "-", r"{0} - {1}")
+_binary("add", np.add, lambda b, n: [n.g, n.g], "+", r"{0} + {1}", local=("∂y/∂a = 1", "∂y/∂b = 1"))
+_binary("sub", np.subtract, lambda b, n: [n.g, b.op("neg", n.g)], "-", r"{0} - {1}",
+        local=("∂y/∂a = 1", "∂y/∂b = −1"))
 _binary("mul", np.multiply,
-        lambda b, n: [b.op("mul", n.g, n.args[1]), b.op("mul", n.args[0], n.g)], "*", r"{0} \odot {1}")
+        lambda b, n: [b.op("mul", n.g, n.args[1]), b.op("mul", n.args[0], n.g)], "*", r"{0} \odot {1}",
+        local=("∂y/∂a = b", "∂y/∂b = a"))
 _binary("div", np.divide,
         lambda b, n: [b.op("div", n.g, n.args[1]),
                       b.op("neg", b.op("div", b.op("mul", n.g, n.out), n.args[1])) if n.needs(1) else None],
-        "/", r"\frac{{{0}}}{{{1}}}")
+        "/", r"\frac{{{0}}}{{{1}}}", local=("∂y/∂a = 1/b", "∂y/∂b = −a/b²"))
 
 
 def _pow_vjp(b, n):
@@ -60,8 +62,8 @@ def _pow_vjp(b, n):
     return [g_base, g_expo]
 
 
-_binary("pow", np.power, _pow_vjp, "**", r"{0}^{{{1}}}")
-_unary("neg", np.negative, lambda b, n: [b.op("neg", n.g)], r"-{0}")
+_binary("pow", np.power, _pow_vjp, "**", r"{0}^{{{1}}}", local=("∂y/∂a = b·a^(b−1)", "∂y/∂b = y·log a"))
+_unary("neg", np.negative, lambda b, n: [b.op("neg", n.g)], r"-{0}", local=("∂y/∂a = −1",))
 
 # ---- comparisons: 0/1 masks, no gradient -----------------------------------------
 
@@ -118,18 +120,24 @@ register(OpDef("where", lambda c, a, d: np.where(c != 0, a, d), broadcast_rule, 
 
 # ---- elementwise functions ----------------------------------------------------------
 
-_unary("exp", np.exp, lambda b, n: [b.op("mul", n.g, n.out)], r"\exp({0})")
-_unary("log", np.log, lambda b, n: [b.op("div", n.g, n.args[0])], r"\log({0})")
+_unary("exp", np.exp, lambda b, n: [b.op("mul", n.g, n.out)], r"\exp({0})", local=("∂y/∂a = exp(a) = y",))
+_unary("log", np.log, lambda b, n: [b.op("div", n.g, n.args[0])], r"\log({0})", local=("∂y/∂a = 1/a",))
 _unary("log1p", np.log1p, lambda b, n: [b.op("div", n.g, b.op("add", 1.0, n.args[0]))], r"\log(1 + {0})")
 _unary("expm1", np.expm1, lambda b, n: [b.op("mul", n.g, b.op("add", n.out, 1.0))], r"(e^{{{0}}} - 1)")
-_unary("sqrt", np.sqrt, lambda b, n: [b.op("div", n.g, b.op("mul", 2.0, n.out))], r"\sqrt{{{0}}}")
-_unary("square", np.square, lambda b, n: [b.op("mul", n.g, b.op("mul", 2.0, n.args[0]))], r"{0}^2")
-_unary("abs", np.abs, lambda b, n: [b.op("mul", n.g, b.op("sign", n.args[0]))], r"|{0}|")
+_unary("sqrt", np.sqrt, lambda b, n: [b.op("div", n.g, b.op("mul", 2.0, n.out))], r"\sqrt{{{0}}}",
+       local=("∂y/∂a = 1/(2y)",))
+_unary("square", np.square, lambda b, n: [b.op("mul", n.g, b.op("mul", 2.0, n.args[0]))], r"{0}^2",
+       local=("∂y/∂a = 2a",))
+_unary("abs", np.abs, lambda b, n: [b.op("mul", n.g, b.op("sign", n.args[0]))], r"|{0}|",
+       local=("∂y/∂a = sign(a)",))
 _unary("sign", lambda x: np.sign(x).astype(np.float64), None, r"\mathrm{{sign}}({0})", differentiable=False)
 _unary("reciprocal", np.reciprocal,
-       lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("square", n.out)))], r"\frac{{1}}{{{0}}}")
-_unary("sin", np.sin, lambda b, n: [b.op("mul", n.g, b.op("cos", n.args[0]))], r"\sin({0})")
-_unary("cos", np.cos, lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("sin", n.args[0])))], r"\cos({0})")
+       lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("square", n.out)))], r"\frac{{1}}{{{0}}}",
+       local=("∂y/∂a = −1/a²",))
+_unary("sin", np.sin, lambda b, n: [b.op("mul", n.g, b.op("cos", n.args[0]))], r"\sin({0})",
+       local=("∂y/∂a = cos(a)",))
+_unary("cos", np.cos, lambda b, n: [b.op("neg", b.op("mul", n.g, b.op("sin", n.args[0])))], r"\cos({0})",
+       local=("∂y/∂a = −sin(a)",))
 _unary("stop_gradient", lambda x: x, None, r"\mathrm{{sg}}({0})", differentiable=False)
 
 
@@ -153,9 +161,9 @@ def _sigmoid_slope(x):
     return e * r * r
 
 
-def _activation(name, forward, deriv, deriv_vjp, latex, kwargs=None):
+def _activation(name, forward, deriv, deriv_vjp, latex, kwargs=None, local=()):
     dname = name + "'"
-    _unary(name, forward, _deriv_vjp(dname), latex, kwargs=kwargs)
+    _unary(name, forward, _deriv_vjp(dname), latex, kwargs=kwargs, local=local)
     _unary(dname, deriv, deriv_vjp, latex.replace("({0})", "'({0})"), kwargs=kwargs)
 
 
@@ -164,7 +172,7 @@ def _zero_vjp(b, n):  # piecewise-constant derivative: zero almost everywhere
 
 
 _activation("relu", lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(np.float64), _zero_vjp,
-            r"\mathrm{{relu}}({0})")
+            r"\mathrm{{relu}}({0})", local=("∂y/∂a = 1 where a > 0, else 0",))
 _activation("leaky_relu", lambda x, alpha=0.01: np.where(x > 0, x, alpha * x),
             lambda x, alpha=0.01: np.where(x > 0, 1.0, alpha), _zero_vjp, r"\mathrm{{leaky\_relu}}({0})",
             kwargs={"alpha": 0.01})
@@ -175,10 +183,10 @@ _activation("elu", lambda x, alpha=1.0: np.where(x > 0, x, alpha * np.expm1(np.m
 _activation("sigmoid", _sigmoid, _sigmoid_slope,
             lambda b, n: [b.op("mul", n.g, b.op("mul", n.out,
                                                 b.op("sub", 1.0, b.op("mul", 2.0, b.op("sigmoid", n.args[0])))))],
-            r"\sigma({0})")
+            r"\sigma({0})", local=("∂y/∂a = y(1 − y)",))
 _activation("tanh", np.tanh, lambda x: 1.0 - np.tanh(x) ** 2,
             lambda b, n: [b.op("mul", n.g, b.op("mul", -2.0, b.op("mul", b.op("tanh", n.args[0]), n.out)))],
-            r"\tanh({0})")
+            r"\tanh({0})", local=("∂y/∂a = 1 − y²",))
 def ndtr(x):
     """The standard normal CDF, exact to the last bits (scipy's cephes ndtr).
 
@@ -203,7 +211,8 @@ def _gelu2_vjp(b, n):
 _unary("gelu''", lambda x: np.exp(-0.5 * x * x) / _SQRT_2PI * (2.0 - x * x), _gelu2_vjp,
        r"\mathrm{{gelu}}''({0})")
 _unary("softplus", lambda x: np.logaddexp(0.0, x),
-       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{{softplus}}({0})")
+       lambda b, n: [b.op("mul", n.g, b.op("sigmoid", n.args[0]))], r"\mathrm{{softplus}}({0})",
+       local=("∂y/∂a = sigmoid(a)",))
 _unary("log_sigmoid", lambda x: -np.logaddexp(0.0, -x),
        lambda b, n: [b.op("mul", n.g, b.op("sigmoid", b.op("neg", n.args[0])))], r"\log\sigma({0})")
 

@@ -63,7 +63,8 @@ def _matmul_vjp(b, n):
             b.op("matmul", _swap_last(b, a), g) if n.needs(1) else None]
 
 
-register(OpDef("matmul", np.matmul, matmul_shape, _matmul_vjp, (2, 2), symbol="@", latex=r"{0} {1}"))
+register(OpDef("matmul", np.matmul, matmul_shape, _matmul_vjp, (2, 2), symbol="@", latex=r"{0} {1}",
+               local=("dJ/da = g @ bᵀ", "dJ/db = aᵀ @ g")))
 
 
 def _outer_shape(shapes, attrs):
@@ -107,7 +108,7 @@ def _transpose_vjp(b, n):
 
 
 register(OpDef("transpose", lambda x, axes=None: np.transpose(x, axes), _transpose_shape, _transpose_vjp,
-               (1, 1), {"axes": None}, latex=r"{0}^\top"))
+               (1, 1), {"axes": None}, latex=r"{0}^\top", local=("dJ/da = gᵀ",)))
 
 
 def _trace_shape(shapes, attrs):

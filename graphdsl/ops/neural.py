@@ -27,11 +27,12 @@ def _axis_rule(shapes, attrs):
 register(OpDef("softmax", _softmax, _axis_rule,
                lambda b, n: [b.op("mul", n.out, b.op("sub", n.g, b.op("sum", b.op("mul", n.g, n.out),
                                                                       axis=n.attrs["axis"], keepdims=True)))],
-               (1, 1), {"axis": -1}, latex=r"\mathrm{{softmax}}({0})"))
+               (1, 1), {"axis": -1}, latex=r"\mathrm{{softmax}}({0})", local=("dJ/da = y ⊙ (g − sum(g ⊙ y))",)))
 register(OpDef("log_softmax", _log_softmax, _axis_rule,
                lambda b, n: [b.op("sub", n.g, b.op("mul", b.op("exp", n.out),
                                                    b.op("sum", n.g, axis=n.attrs["axis"], keepdims=True)))],
-               (1, 1), {"axis": -1}, latex=r"\log\mathrm{{softmax}}({0})"))
+               (1, 1), {"axis": -1}, latex=r"\log\mathrm{{softmax}}({0})",
+               local=("dJ/da = g − softmax(a) sum(g)",)))
 
 
 # ---- losses: each is a mean, so its rule needs the count N of averaged positions ----
@@ -44,16 +45,17 @@ def _same_shape_loss(shapes, attrs):
 def _count(b, like, axis=None):
     """N, the number of positions a loss averages over (all of `like`'s axes but `axis`).
 
-    A constant when the sizes are known; otherwise a node that reads them from
-    `like`'s shape at run time, so grad(mse(...), w) works with free dims too.
+    A constant when the sizes are fixed; otherwise a node that reads them from
+    `like`'s shape at run time, so grad(mse(...), w) works with free dims too, and
+    a graph exported with a free dim (`dim b`, bound by the data) takes any size.
     """
     shape = b.shape(like)
-    sizes = None if shape is None else [d.size for d in shape]
-    if sizes is not None and axis is not None:
-        sizes.pop(norm_axis(axis, len(sizes)))
-    if sizes is None or any(s is None for s in sizes):
+    dims = None if shape is None else list(shape)
+    if dims is not None and axis is not None:
+        dims.pop(norm_axis(axis, len(dims)))
+    if dims is None or any(d.size is None or d.name in b.free_dims for d in dims):
         return b.op("count", like=like, axis=axis)
-    return float(np.prod(sizes)) if sizes else 1.0
+    return float(np.prod([d.size for d in dims])) if dims else 1.0
 
 
 def _count_forward(like, axis=None):
@@ -73,7 +75,7 @@ def _mse_vjp(b, n):
 
 
 register(OpDef("mse", lambda o, y: np.mean((o - y) ** 2), _same_shape_loss, _mse_vjp, (2, 2),
-               latex=r"\mathrm{{mse}}({0}, {1})"))
+               latex=r"\mathrm{{mse}}({0}, {1})", local=("∂y/∂a = 2(a − b)/n", "∂y/∂b = −2(a − b)/n")))
 
 
 def _over_pairs(b, g_target, diff):

@@ -23,8 +23,8 @@ def _unreduce(b, n, x, g, mean=False):
                 mean=mean)
 
 
-def _reduction(name, forward, vjp, latex, rule=reduce_rule):
-    register(OpDef(name, forward, rule, vjp, (1, 1), dict(RED_KW), latex=latex))
+def _reduction(name, forward, vjp, latex, rule=reduce_rule, local=()):
+    register(OpDef(name, forward, rule, vjp, (1, 1), dict(RED_KW), latex=latex, local=local))
 
 
 def _nonempty_rule(shapes, attrs):
@@ -59,9 +59,11 @@ def _norm_scale(b, n):
 
 
 _reduction("sum", lambda x, axis=None, keepdims=False: np.sum(x, axis=_np_axis(axis), keepdims=keepdims),
-           lambda b, n: [_unreduce(b, n, n.args[0], n.g)], r"\sum {0}")
+           lambda b, n: [_unreduce(b, n, n.args[0], n.g)], r"\sum {0}",
+           local=("dJ/da = g broadcast back to a's shape",))
 _reduction("mean", lambda x, axis=None, keepdims=False: np.mean(x, axis=_np_axis(axis), keepdims=keepdims),
-           lambda b, n: [_unreduce(b, n, n.args[0], n.g, mean=True)], r"\mathrm{{mean}}({0})")
+           lambda b, n: [_unreduce(b, n, n.args[0], n.g, mean=True)], r"\mathrm{{mean}}({0})",
+           local=("dJ/da = g / n, broadcast back",))
 _reduction("max", lambda x, axis=None, keepdims=False: np.max(x, axis=_np_axis(axis), keepdims=keepdims),
            _extreme_vjp, r"\max {0}", _nonempty_rule)
 _reduction("min", lambda x, axis=None, keepdims=False: np.min(x, axis=_np_axis(axis), keepdims=keepdims),
@@ -78,10 +80,10 @@ _reduction("var", lambda x, axis=None, keepdims=False: np.var(x, axis=_np_axis(a
            r"\mathrm{{var}}({0})")
 _reduction("norm", lambda x, axis=None, keepdims=False: np.sqrt(np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims)),
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], _norm_scale(b, n)), n.args[0])],
-           r"\|{0}\|")
+           r"\|{0}\|", local=("∂y/∂a = a / y",))
 _reduction("sqnorm", lambda x, axis=None, keepdims=False: np.sum(x * x, axis=_np_axis(axis), keepdims=keepdims),
            lambda b, n: [b.op("mul", _unreduce(b, n, n.args[0], n.g), b.op("mul", 2.0, n.args[0]))],
-           r"\|{0}\|^{{2}}")
+           r"\|{0}\|^{{2}}", local=("∂y/∂a = 2a",))
 
 
 # ---- engine helpers (internal) -----------------------------------------------------
@@ -105,7 +107,7 @@ register(OpDef("unreduce", _unreduce_fwd, _like_rule,
                lambda b, n: [b.op(("mean" if n.attrs.get("mean") else "sum"), n.g,
                                   axis=n.attrs.get("axis"), keepdims=n.attrs.get("keepdims", False))],
                (1, 1), {"like": None, "axis": None, "keepdims": False, "mean": False},
-               latex=r"{0}", internal=True))
+               latex=r"{0}", internal=True, local=("dJ/da = sum of g over the broadcast axes",)))
 
 
 def sum_to(g, like):
@@ -120,7 +122,7 @@ def sum_to(g, like):
 
 register(OpDef("sum_to", sum_to, _like_rule,
                lambda b, n: [b.op("broadcast_to", n.g, like=n.args[0])],
-               (1, 1), {"like": None}, latex=r"{0}", internal=True))
+               (1, 1), {"like": None}, latex=r"{0}", internal=True, local=("dJ/da = g broadcast back",)))
 
 
 def _extreme_mask(x, peak, axis=None):

@@ -207,7 +207,7 @@ def _index_grad(g, like, key):
 
 register(OpDef("index", lambda x, key=(): x[key], _index_shape,
                lambda b, n: [b.op("index_grad", n.g, like=n.args[0], key=n.attrs["key"])], (1, 1),
-               {"key": ()}, latex=r"{0}[\dots]", internal=True))
+               {"key": ()}, latex=r"{0}[\dots]", internal=True, local=("dJ/da = g scattered into zeros",)))
 register(OpDef("index_grad", _index_grad, lambda s, a: a["like"],
                lambda b, n: [b.op("index", n.g, key=n.attrs["key"])], (1, 1), {"like": None, "key": ()},
-               internal=True, latex=r"{0}"))
+               internal=True, latex=r"{0}", local=("dJ/da = g at the index",)))

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import replace
 
 
-from ..autodiff import gradients
+from ..autodiff import adjoint_table
 from ..build import build
 from ..diagnostics import GraphDSLError
 from ..fileio import atomic_write, dumps
@@ -26,6 +26,7 @@ from ..plan import Plan
 from . import backends
 from . import labels as L
 from .blocks import called_defs
+from .rolled import has_loops
 from .dot import COMPACT_AT, Annotations, Options, Scene, forward_set, scene, scene_data, to_dot
 from .measure import READABLE_PX, smallest_text_px
 
@@ -35,6 +36,7 @@ FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "d
            ".htm": "html", ".json": "json"}
 # failures that leave a picture of structure and shapes rather than an error
 RECOVERABLE = {"E304", "E305"}
+UNROLL_AT = 1500  # drawn nodes above which the HTML viewer does not offer a loop unrolled (dot takes long)
 
 
 def format_of(path) -> str:
@@ -49,14 +51,14 @@ def render_model(model, values: dict | None = None, view: str = "forward", seed:
                  of: str | None = None, wrt=None, show_values: bool = True, show_grads: bool = True,
                  precision: int = 4, heat: bool = False, collapse=(), expand=(), focus: str | None = None,
                  radius: int = 2, labels: str = "auto", rankdir: str = "auto", legend: bool = True,
-                 title: str | None = None, renderer: str | None = None) -> "Rendering":
+                 title: str | None = None, renderer: str | None = None, unroll: bool = False) -> "Rendering":
     """collapse: def names drawn as blocks ("all": every def); expand: never collapsed ("all": no automatic
     collapsing). With the defaults, a picture whose text would be unreadable in a 900-px cell is redrawn
     with its def calls as blocks, then with chains of blocks folded, then blocks with compact labels, then
-    folded with compact labels."""
+    folded with compact labels. A loop is drawn rolled (one iteration, `×N`) unless `unroll`."""
     opts = Options(view=view, show_values=show_values, show_grads=show_grads, precision=int(precision),
                    heat=heat, collapse=collapse, expand=expand, focus=focus, radius=int(radius), labels=labels,
-                   rankdir=rankdir, legend=legend, title=title, wrt=wrt)
+                   rankdir=rankdir, legend=legend, title=title, wrt=wrt, unroll=bool(unroll))
     if renderer is not None:
         backends.choice(renderer)
     t0 = time.perf_counter()
@@ -79,7 +81,15 @@ def render_model(model, values: dict | None = None, view: str = "forward", seed:
 
 
 def readability_steps(graph, opts: Options):
-    """The options to try in turn until the text is readable: as asked, then blocks, folded, compact."""
+    """The options to try in turn until the text is readable: as asked, then blocks, folded, compact; with
+    a loop drawn rolled, each with the forward values it reads by their readers, then at its top."""
+    for step in _steps(graph, opts):
+        yield step
+        if has_loops(graph) and not opts.unroll:
+            yield replace(step, pull=False)
+
+
+def _steps(graph, opts: Options):
     yield opts
     automatic = opts.labels == "auto" and not opts.collapse and opts.focus is None and "all" not in opts.expand
     if not automatic:
@@ -156,7 +166,7 @@ def _adjoints(model, built, ann: Annotations, of, notes, wrt=None) -> None:
         ann.notes = tuple(notes)
         return
     try:
-        gradients(built.gb, target, [])
+        table = adjoint_table(built.gb, target)
     except GraphDSLError as err:
         if of is not None and not _recoverable(err):
             raise
@@ -167,7 +177,7 @@ def _adjoints(model, built, ann: Annotations, of, notes, wrt=None) -> None:
     ann.of = target
     ann.of_name = g.nodes[target].get("name") or target
     ann.wrt = tuple(model.wrt_nodes(built, wrt))
-    ann.adjoints = dict(g.graph["adjoints"][target])
+    ann.adjoints = dict(table)
     ann.notes = tuple(notes)
 
 
@@ -285,11 +295,17 @@ class Rendering:
         return page(self.svg(), self._hover_data(), self._title(), self._subtitle(), self._expanded())
 
     def _expanded(self):
-        """(svg, hover data) of the same picture with every block expanded, when blocks are drawn."""
-        if not self.scene.call_nodes:
+        """(svg, hover data) of the same picture with every block expanded (def calls in full, loops
+        unrolled), when blocks are drawn; a loop too long to lay out unrolled stays rolled."""
+        if not self.scene.call_nodes and not self.scene.rolled:
             return None
-        opts = replace(self.options, collapse=(), fold=False, expand=("all",))
+        opts = replace(self.options, collapse=(), fold=False, expand=("all",), unroll=bool(self.scene.rolled))
         sc = scene(self.graph, self.annotations, opts)
+        if self.scene.rolled and len(sc.nodes) > UNROLL_AT:
+            if not self.scene.call_nodes:
+                return None
+            opts = replace(opts, unroll=False)
+            sc = scene(self.graph, self.annotations, opts)
         full = Rendering(to_dot(self.graph, self.annotations, opts, sc), self.graph, self.annotations, opts, sc,
                          self.renderer)
         return full.svg(), full._hover_data()

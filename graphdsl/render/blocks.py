@@ -94,6 +94,7 @@ def _replace(sc, hidden, inside) -> None:
             sc.members.setdefault(rep, []).append(n)
     sc.nodes = order
     sc.edges = _merged(sc.edges, hidden)
+    _rename_edge_attrs(sc, hidden)
     for n in hidden:
         sc.kind.pop(n, None)
         sc.cluster.pop(n, None)
@@ -108,6 +109,13 @@ def _merged(edges, rename) -> list:
         seen.add((a, b, style))
         out.append((a, b, style))
     return out
+
+
+def _rename_edge_attrs(sc, rename) -> None:
+    """A loop's edge labels (rolled.py) follow their edges onto the blocks that now end them."""
+    if sc.edge_attrs:
+        moved = {(rename.get(u, u), rename.get(v, v), s): a for (u, v, s), a in sc.edge_attrs.items()}
+        sc.edge_attrs = {k: a for k, a in moved.items() if k[0] != k[1]}
 
 
 def _absorb_params(g, sc) -> None:
@@ -185,6 +193,7 @@ def fold_chains(g, sc, calls, shortest: int = 3) -> None:
         return
     sc.nodes = [n for n in sc.nodes if n not in rename]
     sc.edges = _merged(sc.edges, rename)
+    _rename_edge_attrs(sc, rename)
     for n in rename:
         sc.kind.pop(n, None)
         sc.cluster.pop(n, None)

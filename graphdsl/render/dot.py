@@ -17,6 +17,7 @@ from ..diagnostics import Diagnostic, GraphDSLError, suggest
 from . import labels as L
 from . import theme as T
 from .blocks import collapse_calls
+from .rolled import ITER, LOOP, after_what_enters, is_loop_cluster, parts_into_blocks, relative_text, roll_loops
 from .layout import choose_rankdir, contract_gradient_sums, inline_literals, split_auxiliary
 from .words import BackwardNames, op_text, with_literals
 
@@ -25,6 +26,7 @@ LABEL_MODES = ("auto", "summary", "full", "compact")
 RANKDIRS = ("auto", "TB", "LR", "BT", "RL")
 COMPACT_AT = 300  # drawn nodes above which labels turn compact by themselves
 LEGEND_TIES = 4  # invisible edges that put the legend after the graph
+GHOST_TEXT = 16  # characters of a forward value's name in the backward view's compact labels
 ON_NODE = 12  # an anonymous value's gradient on its own node: dJ/d(o - y) up to this many characters
 
 
@@ -45,6 +47,8 @@ class Options:
     rankdir: str = "auto"  # auto: from the graph's shape
     legend: bool = True
     title: str | None = None
+    unroll: bool = False  # draw every iteration of a loop (default: one iteration, rolled, `×N`)
+    pull: bool = True  # a forward value read in a rolled loop sits by its reader (False: at the block's top)
 
     def __post_init__(self):
         if self.view not in VIEWS:
@@ -101,6 +105,14 @@ class Scene:
     inlined: dict = field(default_factory=dict)  # op id -> {argument position: literal text} drawn in its circle
     sums: dict = field(default_factory=dict)  # adjoint id -> how many parts are summed into it (drawn as edges)
     names: object = None  # BackwardNames: titles of the backward view's values
+    loop_titles: dict = field(default_factory=dict)  # loop cluster label -> its title (rolled.py)
+    loop_names: dict = field(default_factory=dict)  # node of a rolled loop -> its name in terms of t: `h[t]`
+    edge_attrs: dict = field(default_factory=dict)  # (u, v, style) -> {"label": ..., "carried": bool}
+    rolled: dict = field(default_factory=dict)  # loop key -> the iteration drawn for it
+    loop_frames: dict = field(default_factory=dict)  # node drawn for every iteration of a rolled loop -> frames
+    order_edges: list = field(default_factory=list)  # (u, v): invisible, u is drawn above v (rolled.py)
+    twins: dict = field(default_factory=dict)  # node of another iteration -> the node drawn for it (rolled)
+    pulled: set = field(default_factory=set)  # ghost edges (u, v) that pull u towards v (in a rolled loop)
 
 
 # ---- choosing what to draw -------------------------------------------------------------------
@@ -152,8 +164,10 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
         edges = [(u, v, "forward") for u, v, _ in g.edges(keys=True) if u in fwd and v in fwd]
     cluster = {n: tuple(g.nodes[n].get("call") or ()) for n in nodes}
     sc = Scene(nodes, kind, edges, cluster, backward=backward, adjoint_names=adjoint_names)
+    roll_loops(g, sc, opts.unroll, ann.evaluated)
     if opts.collapse:
         collapse_calls(g, sc, opts.collapse, ann, expand=opts.expand, fold=opts.fold)
+        parts_into_blocks(g, sc)
     sc.total = len(sc.nodes)
     if opts.focus is not None:
         _focus(g, sc, opts.focus, opts.radius)
@@ -166,6 +180,7 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
         contract_gradient_sums(g, sc)
     split_auxiliary(g, sc)
     _place_ghosts(sc)
+    after_what_enters(g, sc, opts.pull)
     sc.names = BackwardNames(g, sc, ann)
     return sc
 
@@ -199,7 +214,9 @@ def _gradient_edges(g, sc: Scene, ann: Annotations) -> list:
 
 
 def resolve_node(g, sc: Scene, name: str) -> str:
-    """A drawn node by id (`%12`, `matmul#3`, `dJ/dW1`) or by the user's name."""
+    """A drawn node by id (`%12`, `matmul#3`, `dJ/dW1`) or by the user's name; an element of another
+    iteration of a rolled loop (`h[3]`) is the element drawn for it."""
+    name = sc.twins.get(name, name)
     if name in sc.kind:
         return name
     for rep, members in sc.members.items():
@@ -341,6 +358,8 @@ def _node_attrs(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> d
     if kind == "call":
         return _block_attrs(g, n, sc, ann, opts)
     data = g.nodes[n]
+    if n in sc.loop_names:  # a rolled loop's value is named in terms of its variable: h[t]
+        data = {**data, "name": sc.loop_names[n]}
     if kind == "op":
         style = T.BACKWARD_OP if n in sc.backward else (T.OPAQUE_STYLE if data.get("op") == "opaque"
                                                         else T.OP_STYLE)
@@ -368,8 +387,13 @@ def _node_attrs(g, n, sc: Scene, ann: Annotations, opts: Options, heat_rng) -> d
         return attrs
     style = _var_style(g, n, sc, ann, opts, heat_rng)
     title = sc.names.title(n) if n in sc.backward else None
+    if title and n in sc.loop_frames:
+        title = relative_text(title, sc.loop_frames[n])
     if sc.compact:
-        text = f"{title} {L.shape_text(data)}" if title else f"{L.var_title(n, data)} {L.shape_text(data)}"
+        name = title or L.var_title(n, data)
+        if kind == "ghost":  # a forward value read: its name is enough to tell which, the rest is on hover
+            name = L.one_line(name, GHOST_TEXT)
+        text = f"{name} {L.shape_text(data)}"
         return {"label": L.esc_text(text), "shape": "box", "fontname": T.MONO, "fontsize": "10",
                 "margin": "0.06,0.03", **style}
     role = data.get("role", "intermediate")
@@ -443,7 +467,9 @@ def _ref_attrs(g, n, sc: Scene, ann: Annotations) -> dict:
             "margin": "0.05,0.02", "height": "0.25", "width": "0.3", **style, "penwidth": "1.0"}
 
 
-def _cluster_label(label: str, ann: Annotations, backward: bool) -> str:
+def _cluster_label(label: str, sc: Scene, ann: Annotations, backward: bool) -> str:
+    if label in sc.loop_titles:
+        return L.esc_text(sc.loop_titles[label] + ("  backward" if backward else ""))
     text = ann.call_text.get(label)
     head = L.one_line(text, 40) if text else label.split("#")[0]
     return L.esc_text(f"{head}  [{label}]" + ("  backward" if backward else ""))
@@ -464,7 +490,8 @@ def _title(sc: Scene, ann: Annotations, opts: Options) -> str:
     return "".join(L.esc_text(line) + "\\l" for line in [head] + notes)
 
 
-def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set, rankdir: str) -> list[str]:
+def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set, rankdir: str,
+            has_loops: bool = False) -> list[str]:
     """A cluster of sample nodes after the graph's last nodes: one row of roles and marks, one of heat.
 
     Invisible edges from the sinks put the legend after them; invisible edges within
@@ -482,6 +509,9 @@ def _legend(opts: Options, heat_rng, has_calls: bool, sinks: list, roles: set, r
     if has_calls:
         marks.append(("legend:call", {"label": "def call", "shape": "box", "style": "rounded,dashed",
                                       "color": T.GREEN, "fontcolor": T.GREEN}))
+    if has_loops:
+        marks.append(("legend:loop", {"label": "loop" if opts.unroll else "loop ×N: one iteration", "shape": "box",
+                                      "style": "rounded,bold", "color": T.BLUE, "fontcolor": T.BLUE}))
     if opts.view == "both":
         marks.append(("legend:gradient", {"label": "<- - gradient flow", "shape": "plaintext",
                                           "fontcolor": T.VERMILLION}))
@@ -552,7 +582,10 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
             if path[: i + 1] not in kids:
                 kids.append(path[: i + 1])
     backward_view = opts.view == "backward"
-    cluster_style = ", ".join(f'{k}="{v}"' for k, v in T.CLUSTER_STYLE.items())
+    def cluster_style(label):
+        style = T.LOOP_STYLE if label.startswith(LOOP) else T.ITER_STYLE if label.startswith(ITER) \
+            else T.CLUSTER_STYLE
+        return ", ".join(f'{k}="{v}"' for k, v in style.items())
 
     def emit(path, indent):  # depth is bounded by the def nesting limit (64)
         pad = "  " * indent
@@ -564,8 +597,8 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
         for child in children.get(path, ()):
             label = child[-1]
             out.append(f"{pad}subgraph {L.quote_id('cluster_' + label)} {{")
-            out.append(f"{pad}  graph [label={L.dot_string(_cluster_label(label, ann, backward_view))}, "
-                       f"{cluster_style}];")
+            out.append(f"{pad}  graph [label={L.dot_string(_cluster_label(label, sc, ann, backward_view))}, "
+                       f"{cluster_style(label)}];")
             emit(child, indent + 1)
             out.append(f"{pad}}}")
 
@@ -575,14 +608,26 @@ def to_dot(g, ann: Annotations, opts: Options, sc: Scene | None = None) -> str:
         sinks = [n for n in sc.nodes if n not in has_out]
         roles = {g.nodes[n].get("role") for n in sc.nodes if sc.kind[n] == "var" and n not in sc.backward}
         roles |= {g.nodes[p].get("role") for n in sc.nodes if n in sc.backward for p in sc.adjoint_names.get(n, ())}
-        out.extend(_legend(opts, heat_rng, any(sc.cluster.get(n) for n in sc.nodes), sinks, roles, sc.rankdir))
+        paths = [sc.cluster.get(n) or () for n in sc.nodes]
+        out.extend(_legend(opts, heat_rng, any(not is_loop_cluster(c) for p in paths for c in p), sinks, roles,
+                           sc.rankdir, any(is_loop_cluster(c) for p in paths for c in p)))
     styles = {"forward": {}, "backward": T.BACKWARD_EDGE, "ghost": T.GHOST_EDGE, "gradient": T.GRADIENT_EDGE}
     for u, v, style in sc.edges:
         attrs = styles[style]
         if style == "forward" and not _is_leaf(g, sc, u):
             attrs = T.CHAIN_EDGE
+        if (u, v) in sc.pulled:
+            attrs = {**attrs, "weight": "1"}
+        extra = sc.edge_attrs.get((u, v, style))
+        if extra:  # a loop's edge: the carried state, or one that holds in some iterations only
+            attrs = {**attrs, **(T.CARRIED_EDGE if extra.get("carried") else T.ITERATION_EDGE),
+                     "xlabel": L.esc_text(extra["label"])}  # placed after layout: no extra width
         tail = f" [{_attrs(attrs)}]" if attrs else ""
         out.append(f"  {L.quote_id(u)} -> {L.quote_id(v)}{tail};")
+    drawn = set(sc.nodes)
+    for u, v in sc.order_edges:
+        if u in drawn and v in drawn:
+            out.append(f'  {L.quote_id(u)} -> {L.quote_id(v)} [style="invis"];')
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -633,11 +678,20 @@ def scene_data(g, ann: Annotations, opts: Options, sc: Scene, full_values: bool 
                 item["grad"] = (_as_data(grad) if full_values else L.value_text(grad)) if grad is not None \
                     else None
         nodes.append(item)
-    links = [{"source": u, "target": v, "kind": style} for u, v, style in sc.edges]
+    links = [{"source": u, "target": v, "kind": style, **_loop_label(sc, (u, v, style))} for u, v, style in sc.edges]
     return {"directed": True, "multigraph": True,
             "graph": {"file": ann.source_name, "view": opts.view, "of": ann.of_name, "evaluated": ann.evaluated,
-                      "notes": list(ann.notes), "focus": sc.focus, "collapse": list(opts.collapse)},
+                      "notes": list(ann.notes), "focus": sc.focus, "collapse": list(opts.collapse),
+                      "rolled": dict(sc.rolled)},
             "nodes": nodes, "links": links}
+
+
+def _loop_label(sc: Scene, edge) -> dict:
+    """A rolled loop's edge label in the node-link data: the carried state (`h[t-1]`), `t=1`, `Σ t`."""
+    attrs = sc.edge_attrs.get(edge)
+    if not attrs:
+        return {}
+    return {"label": attrs["label"], **({"carried": True} if attrs.get("carried") else {})}
 
 
 JSON_FULL_MAX = 10_000

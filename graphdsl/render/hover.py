@@ -3,26 +3,8 @@ output and local derivative, a block's contents. Plain text only (the page escap
 from __future__ import annotations
 
 from . import labels as L
+from ..ops import REGISTRY
 from .words import op_text
-
-# an operator's local derivatives, as a textbook writes them: y = op(a, b), g = dJ/dy
-LOCAL = {
-    "add": ("∂y/∂a = 1", "∂y/∂b = 1"), "sub": ("∂y/∂a = 1", "∂y/∂b = −1"),
-    "mul": ("∂y/∂a = b", "∂y/∂b = a"), "div": ("∂y/∂a = 1/b", "∂y/∂b = −a/b²"),
-    "pow": ("∂y/∂a = b·a^(b−1)", "∂y/∂b = y·log a"), "neg": ("∂y/∂a = −1",),
-    "matmul": ("dJ/da = g @ bᵀ", "dJ/db = aᵀ @ g"), "transpose": ("dJ/da = gᵀ",),
-    "exp": ("∂y/∂a = exp(a) = y",), "log": ("∂y/∂a = 1/a",), "sqrt": ("∂y/∂a = 1/(2y)",),
-    "square": ("∂y/∂a = 2a",), "reciprocal": ("∂y/∂a = −1/a²",), "abs": ("∂y/∂a = sign(a)",),
-    "sin": ("∂y/∂a = cos(a)",), "cos": ("∂y/∂a = −sin(a)",),
-    "tanh": ("∂y/∂a = 1 − y²",), "sigmoid": ("∂y/∂a = y(1 − y)",),
-    "relu": ("∂y/∂a = 1 where a > 0, else 0",), "softplus": ("∂y/∂a = sigmoid(a)",),
-    "sum": ("dJ/da = g broadcast back to a's shape",), "mean": ("dJ/da = g / n, broadcast back",),
-    "sqnorm": ("∂y/∂a = 2a",), "norm": ("∂y/∂a = a / y",),
-    "mse": ("∂y/∂a = 2(a − b)/n", "∂y/∂b = −2(a − b)/n"),
-    "softmax": ("dJ/da = y ⊙ (g − sum(g ⊙ y))",), "log_softmax": ("dJ/da = g − softmax(a) sum(g)",),
-    "sum_to": ("dJ/da = g broadcast back",), "unreduce": ("dJ/da = sum of g over the broadcast axes",),
-    "index": ("dJ/da = g scattered into zeros",), "index_grad": ("dJ/da = g at the index",),
-}
 
 
 def _inputs(g, n):
@@ -41,7 +23,8 @@ def _op_entry(g, sc, n, item) -> dict:
     word, detail = op_text(g, n)
     ins = [f"{_name(g, sc, u)} {L.shape_text(g.nodes[u])}" for u in _inputs(g, n)]
     outs = [f"{_name(g, sc, v)} {L.shape_text(g.nodes[v])}" for v in g.successors(n)]
-    local = LOCAL.get(data.get("op"))
+    op = REGISTRY.get(data.get("op"))
+    local = op.local if op is not None else ()  # as a textbook writes them (the op table's `local`)
     return {"title": word + (f" ({detail})" if detail else ""), "kind": "operator", "id": n,
             "op": item.get("op") and (item["op"] + (f" ({item['attrs']})" if item.get("attrs") else "")),
             "inputs": "\n".join(ins) or None, "output": "\n".join(outs) or None,

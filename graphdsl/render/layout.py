@@ -105,35 +105,59 @@ def inline_literals(g, sc) -> None:
             sc.cluster.pop(n, None)
 
 
+def edge_maps(sc):
+    """(predecessors, successors) of the drawn nodes, over every drawn edge."""
+    preds, succs = defaultdict(list), defaultdict(list)
+    for u, v, _ in sc.edges:
+        preds[v].append(u)
+        succs[u].append(v)
+    return preds, succs
+
+
+def sum_tree(g, sc, preds, succs, a, allowed=lambda n: True):
+    """(nodes, summands) of the tree of `+` and partial sums that makes the adjoint a, or None when a is
+    not made by `+`. Only nodes for which `allowed` holds belong to the tree."""
+    def is_add(n):
+        return sc.kind.get(n) == "op" and g.nodes[n].get("op") == "add" and allowed(n)
+
+    def partial(v):  # a value made by `+` and read only by the next `+`
+        return sc.kind.get(v) == "var" and v not in sc.adjoint_names and allowed(v) and len(succs[v]) == 1 and \
+            len(preds[v]) == 1 and is_add(preds[v][0])
+
+    if a not in sc.adjoint_names or not allowed(a) or len(preds[a]) != 1 or not is_add(preds[a][0]):
+        return None
+    leaves, stack, tree = [], [preds[a][0]], set()
+    while stack:
+        op = stack.pop()
+        tree.add(op)
+        for v in preds[op]:
+            if partial(v):
+                tree.add(v)
+                stack.append(preds[v][0])
+            else:
+                leaves.append(v)
+    return tree, leaves
+
+
+def replace_nodes(sc, gone, new_edges) -> None:
+    """Take the nodes `gone` (and their edges) out of the scene and add new_edges."""
+    sc.nodes = [n for n in sc.nodes if n not in gone]
+    sc.edges = [(u, v, s) for u, v, s in sc.edges if u not in gone and v not in gone] + new_edges
+    for n in gone:
+        sc.kind.pop(n, None)
+        sc.cluster.pop(n, None)
+
+
 def contract_gradient_sums(g, sc) -> None:
     """With blocks drawn, a gradient summed over several calls (dJ/dW_hh over time steps) is drawn as
     edges from each block straight into it, instead of a ladder of `+` and partial sums beside them."""
-    preds, succs = defaultdict(list), defaultdict(list)
-    for u, v, style in sc.edges:
-        preds[v].append(u)
-        succs[u].append(v)
-
-    def is_add(n):
-        return sc.kind.get(n) == "op" and g.nodes[n].get("op") == "add"
-
-    def partial(v):  # a value made by `+` and read only by the next `+`
-        return sc.kind.get(v) == "var" and v not in sc.adjoint_names and len(succs[v]) == 1 and \
-            len(preds[v]) == 1 and is_add(preds[v][0])
-
+    preds, succs = edge_maps(sc)
     gone, new_edges = set(), []
     for a in list(sc.nodes):
-        if a not in sc.adjoint_names or len(preds[a]) != 1 or not is_add(preds[a][0]):
+        found = sum_tree(g, sc, preds, succs, a)
+        if found is None:
             continue
-        leaves, stack, tree = [], [preds[a][0]], set()
-        while stack:
-            op = stack.pop()
-            tree.add(op)
-            for v in preds[op]:
-                if partial(v):
-                    tree.add(v)
-                    stack.append(preds[v][0])
-                else:
-                    leaves.append(v)
+        tree, leaves = found
         sources = []
         for v in leaves:
             made_by = preds[v][0] if len(preds[v]) == 1 else None
@@ -148,8 +172,4 @@ def contract_gradient_sums(g, sc) -> None:
         new_edges += [(s, a, "backward") for s in dict.fromkeys(sources)]
         sc.sums[a] = len(leaves)
     if gone:
-        sc.nodes = [n for n in sc.nodes if n not in gone]
-        sc.edges = [(u, v, s) for u, v, s in sc.edges if u not in gone and v not in gone] + new_edges
-        for n in gone:
-            sc.kind.pop(n, None)
-            sc.cluster.pop(n, None)
+        replace_nodes(sc, gone, new_edges)

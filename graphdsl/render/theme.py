@@ -63,6 +63,15 @@ GHOST_EDGE = {"color": "#AAAAAA", "style": "dashed", "weight": "0"}  # read, not
 
 CLUSTER_STYLE = {"style": "rounded,dashed", "color": GREEN, "fontcolor": GREEN, "fontname": MONO,
                  "fontsize": "10", "penwidth": "1.2", "margin": "6"}
+# a rolled loop (one iteration drawn, `×N`) and one iteration of an unrolled loop
+LOOP_STYLE = {"style": "rounded,bold", "color": BLUE, "fontcolor": BLUE, "fontname": MONO, "fontsize": "11",
+              "penwidth": "2.0", "margin": "8"}
+ITER_STYLE = {"style": "rounded", "color": SKY, "fontcolor": BLUE, "fontname": MONO, "fontsize": "10",
+              "penwidth": "1.2", "margin": "6"}
+# the state an iteration hands the next (h[t-1] -> h[t]): drawn back into the block, not pulling the layout
+CARRIED_EDGE = {"color": BLUE, "style": "dashed", "constraint": "false", "penwidth": "1.6", "fontcolor": BLUE,
+                "fontname": MONO, "fontsize": "10"}
+ITERATION_EDGE = {"fontcolor": BLUE, "fontname": MONO, "fontsize": "10"}  # holds in some iterations only
 
 # --heat: ColorBrewer YlOrBr, 7 classes (colour-blind safe, sequential); dark classes take white text
 HEAT = ("#FFFFD4", "#FEE391", "#FEC44F", "#FE9929", "#EC7014", "#CC4C02", "#8C2D04")

@@ -57,14 +57,14 @@ TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: cen
   <span id="count"></span>
   <button id="fit" title="fit the whole graph">fit</button>
   <button id="zin" title="zoom in">+</button><button id="zout" title="zoom out">−</button>
-  <button id="blocks"%%TOGGLE%% title="draw every def call in full, or as blocks again">expand blocks</button>
+  <button id="blocks"%%TOGGLE%% title="draw every def call and loop iteration in full, or as blocks again">expand blocks</button>
 </header>
 <main>
   <div class="pic" id="pic-main" tabindex="0">%%SVG%%</div>
   <div class="pic" id="pic-expanded" tabindex="0" hidden>%%EXPANDED%%</div>
   <aside id="panel"><p class="meta">Hover a node for its full value and gradient, or an operator for its
   inputs and local derivative; click to select it, then arrow keys follow its edges. Drag to pan, wheel to
-  scroll, Ctrl+wheel (or + −) to zoom. Click a green block to expand it, a cluster's title to fold it.</p>
+  scroll, Ctrl+wheel (or + −) to zoom. Click a green block to expand it, a loop's title to unroll it, a cluster's title to fold it.</p>
   <div id="info"></div></aside>
 </main>
 <script type="application/json" id="graph-data">%%DATA%%</script>
@@ -149,7 +149,15 @@ TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: cen
     Array.prototype.slice.call(svg.querySelectorAll("g.cluster")).forEach(function (c) {
       var label = key(c).replace(/^cluster_/, ""), text = c.querySelector("text");
       if (!text) { return; }
-      text.addEventListener("click", function (e) { e.stopPropagation(); self.fold(c, label, text); });
+      text.addEventListener("click", function (e) {
+        e.stopPropagation();
+        // a rolled loop (one iteration, ×N) opens unrolled, at the iteration it showed
+        if (label.indexOf("loop:") === 0 && expandedViewer && self !== expandedViewer) {
+          switchTo(expandedViewer, null, "cluster_iter:" + label.slice(5) + "=");
+          return;
+        }
+        self.fold(c, label, text);
+      });
     });
   }
   Viewer.prototype.scale = function () {
@@ -241,7 +249,7 @@ TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: cen
   if (!active.svg) { return; }
   active.start();
   var toggle = document.getElementById("blocks");
-  function switchTo(v, call) {
+  function switchTo(v, call, prefix) {
     mainViewer.view.hidden = v !== mainViewer;
     if (expandedViewer) { expandedViewer.view.hidden = v !== expandedViewer; }
     active = v;
@@ -251,6 +259,12 @@ TEMPLATE = PAGE_HEAD + r"""  header { display: flex; gap: 10px; align-items: cen
       Array.prototype.slice.call(v.svg.querySelectorAll("g.cluster")).forEach(function (g) {
         if (key(g) === "cluster_" + call.split(" · ")[0]) { v.centre(g, true); }
       });
+    }
+    if (prefix) {  // the loop clicked: its last iteration's box
+      var boxes = Array.prototype.slice.call(v.svg.querySelectorAll("g.cluster")).filter(function (g) {
+        return key(g).indexOf(prefix) === 0;
+      });
+      if (boxes.length) { v.centre(boxes[boxes.length - 1], true); }
     }
     search.dispatchEvent(new Event("input"));
   }
