@@ -20,42 +20,67 @@ from .fileio import dumps
 
 
 class Output:
-    """Where results (stdout) and diagnostics (stderr) go, as text or JSON."""
+    """Where results (stdout) and diagnostics (stderr) go, as text or JSON.
+
+    Results and diagnostics are plain lines and aligned columns written here (bold only on a
+    terminal); rich is imported only by the commands that draw with it (train's progress bar,
+    render's summary, --profile): importing it was a seventh of a small `grad` command.
+    """
 
     def __init__(self, error_format: str = "text"):
         self.error_format = error_format
-        self._console = self._errors = None
+        self._console = None
 
-    # The consoles are made on first use: importing rich is a tenth of a
-    # command's start-up, and `--error-format json` or a bare result never needs it.
     @property
     def console(self):
+        """A rich Console on stdout, for the commands that draw with rich."""
         if self._console is None:
             self._console = _console(stderr=False)
         return self._console
 
-    @property
-    def errors(self):
-        if self._errors is None:
-            self._errors = _console(stderr=True)
-        return self._errors
+    def line(self, text: str = "", style: str | None = None) -> None:
+        """One line of results on stdout; style ("bold", "bold green") is shown only on a terminal."""
+        sys.stdout.write(_styled(text, style, sys.stdout) + "\n")
+
+    def table(self, headers, rows) -> None:
+        """Columns aligned on stdout, the header row bold on a terminal (no borders, as `rich` drew them)."""
+        rows = [[str(c) for c in row] for row in rows]
+        widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        head = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths)).rstrip()
+        self.line(head, "bold")
+        for row in rows:
+            self.line("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+    def note(self, text: str) -> None:
+        """A line on stderr (diagnostics, notes)."""
+        sys.stderr.write(text + "\n")
 
     def json(self, value) -> None:
         sys.stdout.write(dumps(value) + "\n")
 
     def warn(self, diag: Diagnostic, source) -> None:
         if self.error_format == "text":
-            self.errors.print(diag.format(source), markup=False)
+            self.note(diag.format(source))
 
     def fail(self, err: GraphDSLError) -> None:
         if self.error_format == "json":
             sys.stderr.write(err.to_json() + "\n")
             return
         for diag in err.diagnostics:
-            self.errors.print(diag.format(err.source) + "\n", markup=False)
+            self.note(diag.format(err.source) + "\n")
         n = len(err.errors)
         if n > 1:
-            self.errors.print(f"{n} errors", markup=False)
+            self.note(f"{n} errors")
+
+
+_STYLES = {"bold": "1", "bold green": "1;32"}
+
+
+def _styled(text: str, style: str | None, stream) -> str:
+    """text in ANSI style when the stream is a terminal and NO_COLOR is unset (https://no-color.org)."""
+    if not style or not text or os.environ.get("NO_COLOR") or not getattr(stream, "isatty", lambda: False)():
+        return text
+    return f"\x1b[{_STYLES[style]}m{text}\x1b[0m"
 
 
 def _console(stderr: bool):

@@ -43,12 +43,12 @@ def test_importing_the_cli_loads_nothing_heavy():
     assert _loaded_after("import graphdsl.cli") == set()
 
 
-def test_check_and_grad_load_nothing_heavy_but_the_table_printer():
+def test_check_and_grad_load_nothing_heavy():
     code = ("from graphdsl.cli import main\nimport contextlib, io\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    assert main(['grad', 'examples/d2l_mlp.gdsl', '--load', 'examples/d2l_mlp.json']) == 0\n"
             "    assert main(['check', 'examples/d2l_mlp.gdsl']) == 0\n")
-    assert _loaded_after(code) == {"rich"}  # rich prints the tables; no code generation for one call
+    assert _loaded_after(code) == set()  # plain tables (no rich), no code generation for one call
 
 
 def test_gelu_imports_scipy_only_when_it_runs_and_matches_erf():
@@ -362,3 +362,31 @@ def test_argument_order_without_a_sort_is_the_edge_keys_order():
                 if len(by_key) == 2 and by_key[0] == by_key[1]:
                     seen.add("same value twice")
     assert {1, 2, "same value twice"} <= seen
+
+
+def test_plain_tables_align_and_are_bold_only_on_a_terminal(monkeypatch):
+    """The CLI's own table printer (which replaced rich's): columns two spaces apart, no trailing
+    spaces, the header bold (ANSI) only when stdout is a terminal and NO_COLOR is unset."""
+    import io
+
+    from graphdsl.cli import Output
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    rows = [("W1", "[5, 4]", "min -1, max 2"), ("bias", "[]", "0")]
+    plain = io.StringIO()
+    monkeypatch.setattr("sys.stdout", plain)
+    Output().table(("name", "shape", "value"), rows)
+    assert plain.getvalue().splitlines() == ["name  shape   value", "W1    [5, 4]  min -1, max 2", "bias  []      0"]
+    tty = Terminal()
+    monkeypatch.setattr("sys.stdout", tty)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    Output().table(("name",), [("x",)])
+    assert tty.getvalue() == "\x1b[1mname\x1b[0m\nx\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty.seek(0)
+    tty.truncate()
+    Output().line("ok: m.gdsl", "bold green")
+    assert tty.getvalue() == "ok: m.gdsl\n"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rich.console import Console
-from rich.table import Table
 
 from ..ops import fmt_shape
 from .common import add_model_argument, load_model
@@ -30,7 +28,7 @@ def run(args, out) -> int:
         out.json({"ok": True, "file": args.file, **summary(model),
                   "diagnostics": [w.to_json(model.source) for w in model.warnings]})
         return 0
-    print_summary(model, out.console)
+    print_summary(model, out)
     return 0
 
 
@@ -47,22 +45,19 @@ def summary(model) -> dict:
     }
 
 
-def print_summary(model, console: Console) -> None:
+def print_summary(model, out) -> None:
     s = summary(model)
-    console.print(f"ok: {model.source.name}", style="bold green")
+    out.line(f"ok: {model.source.name}", "bold green")
     declared = model.built.declared_dims
     dims = ", ".join(f"{k}={v}" if declared.get(k) is not None else
                      (f"{k} (free, {v} from a default value)" if v is not None else f"{k} (free)")
                      for k, v in s["dims"].items()) or "(none)"
-    console.print(f"dims: {dims}")
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("name", "kind", "shape"):
-        table.add_column(col)
-    for name, d in s["declarations"].items():
-        table.add_row(name, d["kind"] + (" (implicit)" if d["implicit"] else ""), d["shape"])
+    out.line(f"dims: {dims}")
     if s["declarations"]:
-        console.print(table)
-    console.print(f"nodes: {s['nodes']['variables']} variables, {s['nodes']['operators']} operators")
-    console.print(f"outputs: {', '.join(s['outputs']) or '(none)'}")
+        out.table(("name", "kind", "shape"),
+                  [(name, d["kind"] + (" (implicit)" if d["implicit"] else ""), d["shape"])
+                   for name, d in s["declarations"].items()])
+    out.line(f"nodes: {s['nodes']['variables']} variables, {s['nodes']['operators']} operators")
+    out.line(f"outputs: {', '.join(s['outputs']) or '(none)'}")
     if s["warnings"]:
-        console.print(f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''} (see above)")
+        out.line(f"{s['warnings']} warning{'s' if s['warnings'] != 1 else ''} (see above)")

@@ -46,5 +46,5 @@ def run(args, out) -> int:
         out.fail(eqs.error)
         return 1
     if args.output:
-        out.console.print(f"wrote the equations to {args.output}")
+        out.line(f"wrote the equations to {args.output}")
     return 0

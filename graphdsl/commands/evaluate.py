@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from rich.table import Table
 
 from ..fileio import save_npz
 from ..gradcheck import gradcheck
@@ -57,10 +56,8 @@ def run_eval(args, out) -> int:
     if args.json:
         out.json({"outputs": results})
         return 0
-    table = _table("output")
-    for name, value in results.items():
-        table.add_row(name, shape_text(value), summarise(value))
-    out.console.print(table)
+    out.table(("output", "shape", "value"),
+              [(name, shape_text(value), summarise(value)) for name, value in results.items()])
     return 0
 
 
@@ -79,25 +76,16 @@ def run_grad(args, out) -> int:
     if args.json:
         out.json({"of": of, "value": value, "grads": grads})
         return 0
-    out.console.print(f"{of} = {summarise(value)}")
-    table = _table(f"d{of}/d·", extra="norm")
-    for name, g in grads.items():
-        table.add_row(name, shape_text(g), summarise(g), f"{np.linalg.norm(np.ravel(g)):.6g}")
-    out.console.print(table)
+    out.line(f"{of} = {summarise(value)}")
+    out.table((f"d{of}/d·", "shape", "value", "norm"),
+              [(name, shape_text(g), summarise(g), f"{np.linalg.norm(np.ravel(g)):.6g}") for name, g in grads.items()])
     if args.save:
-        out.console.print(f"saved {len(grads)} gradients to {args.save}")
+        out.line(f"saved {len(grads)} gradients to {args.save}")
     return 0
 
 
 def _of_name(model):
     return model.built.graph.nodes[model.outputs[0]].get("name") or model.outputs[0]
-
-
-def _table(first, extra=None):
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in (first, "shape", "value") + ((extra,) if extra else ()):
-        table.add_column(col, overflow="fold")
-    return table
 
 
 def run_gradcheck(args, out) -> int:
@@ -108,13 +96,8 @@ def run_gradcheck(args, out) -> int:
     if args.json:
         out.json({"max_rel_error": report, "tol": args.tol, "ok": worst <= args.tol})
     else:
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        table.add_column("value")
-        table.add_column("max relative error")
-        table.add_column("")
-        for name, err in report.items():
-            table.add_row(name, f"{err:.3e}", "ok" if err <= args.tol else "FAIL")
-        out.console.print(table)
+        out.table(("value", "max relative error", ""),
+                  [(name, f"{err:.3e}", "ok" if err <= args.tol else "FAIL") for name, err in report.items()])
     if worst > args.tol:
         bad = [n for n, e in report.items() if e > args.tol]
         raise model_error("E307", f"gradient check failed for {', '.join(f'`{b}`' for b in bad)}: relative error "

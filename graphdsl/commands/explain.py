@@ -47,7 +47,7 @@ def run(args, out) -> int:
     text = result.format(args.format, standalone=args.standalone)
     if args.output:
         atomic_write(args.output, text, args.force)
-        out.console.print(f"wrote the walkthrough to {args.output}")
+        out.line(f"wrote the walkthrough to {args.output}")
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

