@@ -188,9 +188,13 @@ def met_both(wall, cpu, bar) -> str:
     return f"wall {met(wall, bar)}, CPU {met(cpu, bar)}"
 
 
+SECTIONS = ("cli", "compile", "steady")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats, a 20,000-node chain")
+    ap.add_argument("--only", choices=SECTIONS, action="append", help="run only this section (repeatable)")
     args = ap.parse_args(argv)
     runs, seconds, chain = (5, 3.0, 20_000) if args.quick else (9, 8.0, 100_000)
     print(f"graphdsl speed: Python {sys.version.split()[0]}, NumPy {np.__version__}, "
@@ -198,6 +202,17 @@ def main(argv=None) -> int:
           f"load average {os.getloadavg()[0]:.1f}")
     print("Wall-clock and CPU time (the process's own) side by side: on a shared machine other processes "
           "inflate the wall clock far more than CPU time.")
+    only = set(args.only or SECTIONS)
+    if "cli" in only:
+        report_cli(runs)
+    if "compile" in only:
+        report_compile(runs, chain)
+    if "steady" in only:
+        report_steady(seconds)
+    return 0
+
+
+def report_cli(runs: int) -> None:
     print("\n1. command latency against `python -c \"import numpy\"` (whole processes, alternating, "
           f"{runs} pairs)")
     print(f"   {'command':<8} {'graphdsl':>9} {'numpy':>8} {'wall ratio':>11} {'CPU ratio':>10}  bar   met")
@@ -205,6 +220,8 @@ def main(argv=None) -> int:
         print(f"   {name:<8} {ours * 1e3:7.0f}ms {base * 1e3:6.0f}ms {wall:10.2f}x {cpu:9.2f}x  "
               f"{BARS['cli']}x  {met_both(wall, cpu, BARS['cli'])}")
 
+
+def report_compile(runs: int, chain: int) -> None:
     print(f"\n2. compile: parse through the first gradient, fresh process, best of {max(2, runs // 2)}")
     best = compile_rows(max(2, runs // 2), chain)
     for T in (1000, 4000):
@@ -225,6 +242,8 @@ def main(argv=None) -> int:
           f"to the first gradient ({c['cpu'] / c['nodes'] * 1e6:.1f} µs/node CPU); second call "
           f"{c['second_wall']:.2f} s wall")
 
+
+def report_steady(seconds: float) -> None:
     print("\n3. steady state against hand-written NumPy (pairs of batches, median of the pairs' ratios)")
     for what, r, bar in steady_rows(seconds):
         (gw, gc_), (nw, nc), (rw, rc) = r["graphdsl"], r["numpy"], r["ratio"]
@@ -233,7 +252,6 @@ def main(argv=None) -> int:
         print(f"   {what}: graphdsl {gc_ * 1e3:.3f} ms CPU ({gw * 1e3:.3f} wall), NumPy {nc * 1e3:.3f} ms CPU "
               f"({nw * 1e3:.3f} wall), ratio {rw:.2f}x wall, {rc:.2f}x CPU   bar {BARS[bar]}x   "
               f"met: {met_both(rw, rc, BARS[bar])}{extra}")
-    return 0
 
 
 if __name__ == "__main__":
