@@ -268,6 +268,18 @@ def test_scalar_relu_matches_numpy_signs_of_zero_and_nan():
         _assert_same(plan.run(leaves, check_finite=False), plan.run_reference(leaves))
 
 
+def test_sum_and_mean_of_a_number_keep_numpys_sign_of_zero():
+    """np.sum(-0.0) and np.mean(-0.0) are +0.0 (the identity 0.0 is added): the compiled program must
+    not drop them as no-ops. Found by the fuzzer: `var(argmin(w2) * w3)` with a scalar w3 < 0 gave
+    dL/dw3 = -0.0 in the reference schedule and +0.0 in the program."""
+    model = graphdsl.parse("param w2 : [3]\nparam w3 : []\nL = var(argmin(w2) * w3) + sum(w3 * 0.0)\n"
+                           "output L")
+    plan, _, _ = _grad_plan(model, {"w2": np.zeros(3), "w3": -1.0}, wrt=["w2", "w3"])
+    for w3 in (-0.35, 0.35, -0.0):
+        leaves = {"w2": np.array([-1.7, -1.3, -1.4]), "w3": np.asarray(w3)}
+        _assert_same(plan.run(leaves, check_finite=False), plan.run_reference(leaves))  # program, reference
+
+
 def test_long_plans_are_split_into_chunks_with_the_same_results(monkeypatch):
     monkeypatch.setattr(codegen_module, "CHUNK", 7)
     model = graphdsl.parse(_chain(120))
