@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphdsl
-from graphdsl import codegen as codegen_module
+from graphdsl import pysource as pysource_module
 from graphdsl.autodiff import gradients
 from graphdsl.diagnostics import GraphDSLError
 from graphdsl.plan import Plan
@@ -281,7 +281,7 @@ def test_sum_and_mean_of_a_number_keep_numpys_sign_of_zero():
 
 
 def test_long_plans_are_split_into_chunks_with_the_same_results(monkeypatch):
-    monkeypatch.setattr(codegen_module, "CHUNK", 7)
+    monkeypatch.setattr(pysource_module, "CHUNK", 7)
     model = graphdsl.parse(_chain(120))
     plan, leaves, _ = _grad_plan(model, {"x": 0.5}, wrt=["x"])
     assert plan.source_code.count("def _c") > 10
