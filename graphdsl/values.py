@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from . import ast as A
-from .build import INITIALISERS, Built
+from .build import Built
+from .declarations import INITIALISERS
 from .consteval import NotConstant, const_eval
 from .diagnostics import GraphDSLError, fail as _fail, suggest
 from .loops import loops_waiting

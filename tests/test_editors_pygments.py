@@ -40,7 +40,7 @@ def test_greek_names_are_names():
 
 
 def test_keywords_and_builtins_come_from_the_grammar_and_op_table():
-    from graphdsl.build import INITIALISERS
+    from graphdsl.declarations import INITIALISERS
     from graphdsl.ops import BUILTINS
     from graphdsl.syntax import RESERVED
 

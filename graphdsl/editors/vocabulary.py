@@ -27,7 +27,7 @@ def keywords() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def builtins() -> tuple[str, ...]:
     """Functions a model can call: every user-callable op, alias, special form and initialiser."""
-    from ..build import INITIALISERS
+    from ..declarations import INITIALISERS
     from ..ops import BUILTINS
     return tuple(sorted(set(BUILTINS) | set(INITIALISERS)))
 
