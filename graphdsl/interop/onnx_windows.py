@@ -11,6 +11,7 @@ gradient's scatter (ScatterElements, reduction add).
 """
 from __future__ import annotations
 
+from ..ops.conv import out_size  # the shape rule's own arithmetic
 from .onnx_graph import refuse_free
 
 _INT_MAX = 2 ** 63 - 1
@@ -44,10 +45,6 @@ def drop(g, x, nd):
     return x if nd == 2 else g.node("Squeeze", [x, g.ints([2])])
 
 
-def out_size(n, k, s, p, d):
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def pad_spatial(g, x, pad, value=0.0):
     if not any(pad):
         return x
@@ -72,14 +69,20 @@ def _grouped(g, x, groups, axis_sizes):
     return g.node("Reshape", [x, g.ints([0, groups] + list(axis_sizes))])
 
 
-def conv(g, x, w, x_shape, w_shape, nd, **kw):
-    stride, pad, dil, groups = conv_params(nd, **kw)
-    x, w = lift(g, x, nd), lift(g, w, nd)
+def _geometry(x_shape, w_shape, nd, stride, pad, dil):
+    """(input spatial sizes, O, C/groups, kernel sizes, output sizes) of a convolution, 1-d lifted to 2-d."""
     hw = spatial(x_shape)
     hw = hw if nd == 2 else (1,) + hw
     o, cg = int(w_shape[0]), int(w_shape[1])
     ks = (1, int(w_shape[2])) if nd == 1 else (int(w_shape[2]), int(w_shape[3]))
     out = [out_size(hw[a], ks[a], stride[a], pad[a], dil[a]) for a in range(2)]
+    return hw, o, cg, ks, out
+
+
+def conv(g, x, w, x_shape, w_shape, nd, **kw):
+    stride, pad, dil, groups = conv_params(nd, **kw)
+    x, w = lift(g, x, nd), lift(g, w, nd)
+    _, o, cg, ks, out = _geometry(x_shape, w_shape, nd, stride, pad, dil)
     win = windows(g, pad_spatial(g, x, pad), ks, stride, dil)  # [N, C, Ho, Wo, K]
     kernel = g.node("Reshape", [w, g.ints([groups, o // groups, cg, ks[0] * ks[1]])])
     win = _grouped(g, win, groups, [cg, out[0], out[1], ks[0] * ks[1]])
@@ -90,11 +93,7 @@ def conv(g, x, w, x_shape, w_shape, nd, **kw):
 def conv_weight_grad(g, x, gy, x_shape, like, nd, **kw):
     stride, pad, dil, groups = conv_params(nd, **kw)
     x, gy = lift(g, x, nd), lift(g, gy, nd)
-    o, cg = int(like[0]), int(like[1])
-    ks = (1, int(like[2])) if nd == 1 else (int(like[2]), int(like[3]))
-    hw = spatial(x_shape)
-    hw = hw if nd == 2 else (1,) + hw
-    out = [out_size(hw[a], ks[a], stride[a], pad[a], dil[a]) for a in range(2)]
+    _, o, cg, ks, out = _geometry(x_shape, like, nd, stride, pad, dil)
     win = _grouped(g, windows(g, pad_spatial(g, x, pad), ks, stride, dil), groups,
                    [cg, out[0], out[1], ks[0] * ks[1]])
     gyg = _grouped(g, gy, groups, [o // groups, out[0], out[1]])
@@ -105,11 +104,7 @@ def conv_weight_grad(g, x, gy, x_shape, like, nd, **kw):
 def conv_input_grad(g, gy, w, like, w_shape, nd, **kw):
     stride, pad, dil, groups = conv_params(nd, **kw)
     gy, w = lift(g, gy, nd), lift(g, w, nd)
-    hw = spatial(like)
-    hw = hw if nd == 2 else (1,) + hw
-    o, cg = int(w_shape[0]), int(w_shape[1])
-    ks = (1, int(w_shape[2])) if nd == 1 else (int(w_shape[2]), int(w_shape[3]))
-    out = [out_size(hw[a], ks[a], stride[a], pad[a], dil[a]) for a in range(2)]
+    hw, o, cg, ks, out = _geometry(like, w_shape, nd, stride, pad, dil)
     kernel = g.node("Reshape", [w, g.ints([groups, o // groups, cg, ks[0] * ks[1]])])
     gyg = _grouped(g, gy, groups, [o // groups, out[0], out[1]])
     gwin = g.node("Einsum", [gyg, kernel], equation="ngohw,gock->ngchwk")
