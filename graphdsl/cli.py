@@ -17,6 +17,7 @@ from .commands import modules_for
 from .commands.common import UsageError, check_command_outputs
 from .diagnostics import Diagnostic, GraphDSLError
 from .fileio import dumps
+from .textcols import aligned
 
 
 class Output:
@@ -44,12 +45,10 @@ class Output:
 
     def table(self, headers, rows) -> None:
         """Columns aligned on stdout, the header row bold on a terminal (no borders, as `rich` drew them)."""
-        rows = [[str(c) for c in row] for row in rows]
-        widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        head = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths)).rstrip()
+        head, *body = aligned([headers, *rows])
         self.line(head, "bold")
-        for row in rows:
-            self.line("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        for text in body:
+            self.line(text)
 
     def note(self, text: str) -> None:
         """A line on stderr (diagnostics, notes)."""

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .ops import fmt_shape
+from .textcols import aligned
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,10 @@ class ModelSummary:
         return [(r.name, r.kind, r.shape, _count(r.count)) for r in self.rows]
 
     def text(self) -> str:
-        header = ("name", "kind", "shape", "elements")
-        body = self.table()
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
-        rule = "=" * (sum(widths) + 6)
-
-        def line(row):
-            cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
-            return "  ".join(cells).rstrip()
-
+        head, *body = aligned([("name", "kind", "shape", "elements"), *self.table()], right=(3,))
+        rule = "=" * len(head)  # the counts are right-aligned: the header line is full width
         total = f"total params: {_count(self.param_count)}"
-        return "\n".join([f"graphdsl model {self.title}", rule, line(header), "-" * len(rule),
-                          *map(line, body), rule, total])
+        return "\n".join([f"graphdsl model {self.title}", rule, head, "-" * len(rule), *body, rule, total])
 
     def html(self) -> str:
         cells = "".join(
