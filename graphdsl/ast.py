@@ -265,15 +265,18 @@ def postorder(root, visit, kids=children):
     if not first:  # the common leaf case: a name or a number
         return visit(root, [])
     stack = [(root, len(first))]
-    stack.extend((c, -1) for c in reversed(first))
+    push, pop = stack.append, stack.pop
+    for c in reversed(first):
+        push((c, -1))
     results: list = []
     while stack:
-        node, count = stack.pop()
+        node, count = pop()
         if count < 0:  # not yet expanded
             sub = kids(node)
             if sub:
-                stack.append((node, len(sub)))
-                stack.extend((c, -1) for c in reversed(sub))
+                push((node, len(sub)))
+                for c in reversed(sub):  # a loop, not a generator: this runs for every node
+                    push((c, -1))
                 continue
             count = 0
         if count:

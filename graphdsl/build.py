@@ -196,11 +196,17 @@ class _Builder(DeclarationLowering, CallLowering):
         With `target`, an operator at the root writes straight into a node of that
         name, which saves renaming it afterwards (the common `z = W1 @ x`).
         """
-        def visit(node, kids):
-            if node is expr and target is not None and target not in self.gb.g and self._emits_directly(node):
-                self.gb.next_out = target
-            vid = self._visit(node, kids, scope)
-            self.gb.next_out = None  # unused when the root turned out to be an error
+        gb, table, nodes, source = self.gb, self._VISIT, self.gb.g._node, self.source
+
+        def visit(node, kids):  # called for every expression node: one function, no further layers
+            if node is expr and target is not None and target not in nodes and self._emits_directly(node):
+                gb.next_out = target
+            gb.span = node.span
+            vid = table[type(node)](self, node, kids, scope)
+            gb.next_out = None  # unused when the root turned out to be an error
+            data = nodes[vid]
+            if data.get("anonymous") and "text" not in data:
+                data["text"] = source_text(source, node.span)
             return vid
 
         return A.postorder(expr, visit, self._kids)
@@ -216,26 +222,20 @@ class _Builder(DeclarationLowering, CallLowering):
         return False
 
     def _kids(self, node):
-        if isinstance(node, A.ArrayLit) and _is_literal(node):
+        kind = type(node)  # the AST's classes have no subclasses; the common ones first
+        if kind is A.BinOp:
+            return (node.left, node.right)
+        if kind is A.Name or kind is A.Num:
             return ()
-        if isinstance(node, A.Index):
-            if isinstance(node.value, A.Name) and node.value.id in self.seq_names:
+        if kind is A.Call:
+            return self._split_call(node)[0]
+        if kind is A.Index:
+            if type(node.value) is A.Name and node.value.id in self.seq_names:
                 return ()  # a sequence element `h[t-1]`: read by loops.Body.read
             return (node.value,)
-        if isinstance(node, A.Call):
-            return self._split_call(node)[0]
+        if kind is A.ArrayLit and _is_literal(node):
+            return ()
         return A.children(node)
-
-    def _visit(self, node, kids, scope):
-        self.gb.span = node.span
-        vid = self._visit_node(node, kids, scope)
-        data = self.gb.g.nodes[vid]
-        if data.get("anonymous") and "text" not in data:
-            data["text"] = source_text(self.source, node.span)
-        return vid
-
-    def _visit_node(self, node, kids, scope):
-        return self._VISIT[type(node)](self, node, kids, scope)
 
     def _visit_array(self, node, kids, scope):
         return self.gb.op("stack", *kids, axis=0) if kids else self._literal(node)

@@ -5,6 +5,8 @@ forwards, so a constant means the same thing here as in the graph.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import ast as A
@@ -94,6 +96,9 @@ LARGEST_WHOLE = 2 ** 53  # beyond this a float64 no longer tells whole numbers a
 
 def whole(value) -> int | None:
     """value as an int when it is one finite whole number of sensible size, else None."""
+    if type(value) is float or type(value) is int:  # the common case (an index), without NumPy's calls
+        return int(value) if math.isfinite(value) and value == math.floor(value) and abs(value) <= LARGEST_WHOLE \
+            else None
     try:
         if np.ndim(value) != 0:
             return None

@@ -104,7 +104,10 @@ class GraphBuilder:
     # ---- operators ---------------------------------------------------------------
     def op(self, name: str, *inputs, **attrs) -> str:
         """Add `name(*inputs)` (numbers become constants), simplifying trivial cases."""
-        ids = [x if isinstance(x, str) else self.const(x) for x in inputs]
+        ids = list(inputs)
+        for k, x in enumerate(ids):  # a loop, not a comprehension: reverse mode calls this for every term
+            if not isinstance(x, str):
+                ids[k] = self.const(x)
         simpler = self._simplify(name, ids, attrs)
         return simpler if simpler is not None else self.emit(name, ids, attrs)
 
@@ -113,16 +116,18 @@ class GraphBuilder:
         # written here directly (as _add_node/_add_edge do), with the attribute dicts in
         # add_var's key order.
         shape = self._infer(REGISTRY[name], ids, attrs)
-        self.count = count = self.count + 1
+        count = self.count + 1
         op_id = f"{name}#{count}"
         if out is None:
             out = self.next_out
             if out is None:
-                out = self.fresh()
+                count += 1  # as fresh() numbers it
+                out = f"%{count}"
             else:
                 self.next_out = None
         else:
             self.next_out = None
+        self.count = count
         g = self.g
         nodes, succ, pred = g._node, g._succ, g._pred
         span, call, phase = self.span, self.call, self.phase
@@ -155,12 +160,14 @@ class GraphBuilder:
 
     def _infer(self, opdef, ids, attrs):
         rule_attrs = attrs
-        if attrs.get("like") is not None:  # the rule wants the target's shape, not its id
+        if attrs and attrs.get("like") is not None:  # the rule wants the target's shape, not its id
             rule_attrs = {**attrs, "like": self.shape(attrs["like"])}
             if rule_attrs["like"] is None:
                 return None
         nodes = self.g._node
         try:
+            if len(ids) == 2:  # most ops: no list comprehension (a call of its own)
+                return opdef.shape([nodes[ids[0]]["shape"], nodes[ids[1]]["shape"]], rule_attrs)
             return opdef.shape([nodes[u]["shape"] for u in ids], rule_attrs)
         except ShapeError as err:
             self._shape_error(err, ids)

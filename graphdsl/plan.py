@@ -82,15 +82,34 @@ class Plan:
         self.source = source
         self.targets = list(targets)
         self.graph = g
-        order = _schedule_order(g, _upstream(g, self.targets))
+        # One pass over the needed nodes in the graph's insertion order, which the builder keeps
+        # topological: when it is not (a node renamed after it was read), _Unordered starts again
+        # from a topological sort. Any such order gives the same numbers.
+        try:
+            self._schedule(g, _needed(g, self.targets), max_elements)
+        except _Unordered:
+            self._schedule(g, topological_order(g, _upstream(g, self.targets)), max_elements)
+        self.target_slots = [self.slot[t] for t in self.targets]
+        self.frees = self._last_uses()
+        self.nslots = len(self.slot)
+        self._optimize = optimize
+        self._program = None
+        self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
+
+    def _schedule(self, g, order, max_elements):
+        """Slots for the values and one reference step per op, in `order`.
+
+        Raises _Unordered unless every value is placed after the op that computes it and
+        before the ops that read it.
+        """
         self.slot = slot = {}
-        self.slot_bytes: list[int] = []  # float64 bytes of each slot's value (8 when its shape is unknown)
-        slot_bytes = self.slot_bytes
-        self.leaves: list[tuple[str, int]] = []
-        self.steps: list[tuple] = []
-        self.step_ops: list[str] = []
+        self.slot_bytes = slot_bytes = []  # float64 bytes of each slot's value (8 when its shape is unknown)
+        self.leaves = leaves = []
+        self._bound = bound = {}
+        self.step_ops = step_ops = []
         node, pred = g._node, g._pred
-        ops = []
+        outs = []
+        steps = []
         # A shape's element count, computed once per shape object (keyed by id: hashing a
         # tuple of Dims calls their Python __hash__; every shape is held by the graph meanwhile).
         sizes: dict = {}
@@ -107,18 +126,32 @@ class Plan:
                 slot[n] = len(slot)
                 slot_bytes.append(8 * count if count is not None else 8)
                 if not pred[n]:
-                    self.leaves.append((n, slot[n]))
-            else:
-                ops.append(n)
-        self._bound = {}
-        for n in ops:
-            self._add_step(g, n)
-        self.target_slots = [self.slot[t] for t in self.targets]
-        self.frees = self._last_uses()
-        self.nslots = len(self.slot)
-        self._optimize = optimize
-        self._program = None
-        self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
+                    leaves.append((n, slot[n]))
+                continue
+            op = data["op"]
+            if op == "opaque":
+                self._opaque(g, n, data)
+            attrs = data["attrs"]
+            kw = _bind_attrs(attrs, g) if attrs else _NO_KW
+            forward = REGISTRY[op].forward
+            try:
+                ins = tuple([slot[u] for u in arguments(pred[n])])
+            except KeyError:  # an argument not computed yet
+                raise _Unordered from None
+            out = data["out"]
+            if out in slot:  # its result placed before it
+                raise _Unordered
+            steps.append((functools.partial(forward, **kw) if kw else forward, ins))
+            outs.append(out)
+            bound[n] = kw
+            step_ops.append(n)
+        # every computed value placed after the one op that computes it (and so before its readers)
+        if len(slot) - len(leaves) != len(steps):
+            raise _Unordered
+        try:
+            self.steps = [(fn, ins, slot[out]) for (fn, ins), out in zip(steps, outs)]
+        except KeyError:
+            raise _Unordered from None
 
     @property
     def program(self):
@@ -140,22 +173,13 @@ class Plan:
                     f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
             help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
-    def _add_step(self, g, op_id):
-        data = g._node[op_id]
-        if data["op"] == "opaque":
-            func = data["attrs"]["func"]
-            n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
-            params = ", ".join("abcdefgh"[:max(1, min(n_args, 8))])
-            raise GraphDSLError(Diagnostic(
-                "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
-                help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
-        kw = _bind_attrs(data["attrs"], g) if data["attrs"] else {}
-        fn = functools.partial(REGISTRY[data["op"]].forward, **kw) if kw else REGISTRY[data["op"]].forward
-        self._bound[op_id] = kw
-        slot = self.slot
-        ins = tuple([slot[u] for u in arguments(g._pred[op_id])])
-        self.steps.append((fn, ins, self.slot[data["out"]]))
-        self.step_ops.append(op_id)
+    def _opaque(self, g, op_id, data):
+        func = data["attrs"]["func"]
+        n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
+        params = ", ".join("abcdefgh"[:max(1, min(n_args, 8))])
+        raise GraphDSLError(Diagnostic(
+            "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
+            help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
 
     def _last_uses(self):
         """frees[i]: slots whose last reader is step i (targets and leaves are kept)."""
@@ -359,24 +383,26 @@ class Plan:
         return report
 
 
-def _schedule_order(g, nodes: set) -> list:
-    """`nodes` in an order that computes every value after its inputs.
+class _Unordered(Exception):
+    """The graph's insertion order is not a topological order of the plan's nodes."""
 
-    The builder adds a node after the nodes it reads, so the graph's insertion
-    order almost always is one: checking that costs one pass. Otherwise (a node
-    renamed after it was read), a topological sort. Any such order gives the same
-    numbers: each node's value depends only on its inputs.
+
+_NO_KW: dict = {}  # the static arguments of an op that has none (shared: never written)
+
+
+def _needed(g, targets) -> list:
+    """The targets and what they are computed from, in the graph's insertion order.
+
+    One backward sweep over that order, which is topological whenever the plan can use
+    it; `_schedule` checks that it is and otherwise starts again from `_upstream`.
     """
-    order = [n for n in g._node if n in nodes]
     pred = g._pred
-    placed: set = set()
-    add = placed.add
-    for n in order:
-        for u in pred[n]:
-            if u not in placed:
-                return topological_order(g, nodes)
-        add(n)
-    return order
+    needed = set(targets)
+    update = needed.update
+    for n in reversed(g._node):
+        if n in needed:
+            update(pred[n])
+    return [n for n in g._node if n in needed]
 
 
 def _upstream(g, targets) -> set:

@@ -353,17 +353,17 @@ def work(monkeypatch):
     from graphdsl import loops
 
     seen = {"visits": 0, "statements": 0}
-    visit, run = build_module._Builder._visit, loops.Body.run
+    kids, run = build_module._Builder._kids, loops.Body.run
 
-    def counting_visit(self, node, kids, scope):
+    def counting_kids(self, node):  # asked once for every expression node lowered
         seen["visits"] += 1
-        return visit(self, node, kids, scope)
+        return kids(self, node)
 
     def counting_run(self, stmt, frame):
         seen["statements"] += 1
         return run(self, stmt, frame)
 
-    monkeypatch.setattr(build_module._Builder, "_visit", counting_visit)
+    monkeypatch.setattr(build_module._Builder, "_kids", counting_kids)
     monkeypatch.setattr(loops.Body, "run", counting_run)
 
     def measure(T):

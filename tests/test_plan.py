@@ -134,6 +134,34 @@ def test_the_plan_is_compiled_once_and_repeated_runs_agree():
     assert len(compiled.plans) == 1
 
 
+@pytest.mark.parametrize("moved", ["first value", "first op", "last leaf"])
+def test_a_graph_whose_insertion_order_is_not_topological_plans_the_same(moved):
+    """The plan follows the graph's insertion order when it is topological, else sorts it.
+
+    The builder keeps that order topological; a node moved to the front (as a renamed
+    value could be) must give the same steps' results, never a value read before it is
+    computed."""
+    model = graphdsl.parse(MLP)
+    values = _values({"x": (4, 3), "y": (3, 3)})
+    plan, leaves, compiled = _grad_plan(model, values)
+    g = compiled.built.graph
+    nodes = list(g._node)
+    pick = {"first value": next(n for n in nodes if g._pred[n] and g._node[n]["kind"] == "var"),
+            "first op": next(n for n in nodes if g._node[n]["kind"] == "op"),
+            "last leaf": [n for n in nodes if not g._pred[n]][-1]}[moved]
+    shuffled = g.copy()
+    for table in (shuffled._node, shuffled._succ, shuffled._pred):
+        entry = table.pop(pick)
+        rest = dict(table)
+        table.clear()
+        table[pick] = entry
+        table.update(rest)
+    again = Plan(shuffled, plan.targets, model.source)
+    assert again.step_ops != plan.step_ops or moved == "last leaf"
+    _assert_same(again.run_reference(leaves), plan.run_reference(leaves))
+    _assert_same(again.run(leaves), plan.run(leaves))
+
+
 def test_inputs_are_never_written_to():
     for text, shapes in MODELS.values():
         model = graphdsl.parse(text)

@@ -38,9 +38,10 @@ def fmt_shape(shape) -> str:
 
 
 def concrete(shape) -> tuple[int, ...] | None:
-    if shape is None or any(d.size is None for d in shape):
+    if shape is None:
         return None
-    return tuple(d.size for d in shape)
+    sizes = [d.size for d in shape]  # one pass: the plan asks this for every value
+    return None if None in sizes else tuple(sizes)
 
 
 class UnknownShape(Exception):
@@ -102,14 +103,16 @@ def merge_dim(a: Dim, b: Dim) -> Dim:
 
 def broadcast(*shapes):
     """NumPy broadcasting over named dims; raises ShapeError naming the axis."""
-    if any(s is None for s in shapes):
-        return None
     if len(shapes) == 2:  # the common cases, without walking the axes
         a, b = shapes
+        if a is None or b is None:
+            return None
         if a == b or b == ():
             return a
         if a == ():
             return b
+    elif None in shapes:
+        return None
     out: list[Dim] = []
     rank = max((len(s) for s in shapes), default=0)
     for axis in range(-1, -rank - 1, -1):

@@ -22,6 +22,10 @@ def matmul_shape(shapes, attrs):
     if len(a) == 0 or len(b) == 0:
         raise ShapeError("E204", "matmul needs arrays of at least 1 dimension: {0} or {1} is a scalar",
                          help=("use `*` to multiply by a scalar",))
+    if len(a) == 2 and len(b) == 2:  # the common case, without the batch axes' broadcast
+        if same_dim(a[1], b[0]) is False:
+            raise _inner_mismatch(a[1], b[0])
+        return (a[0], b[1])
     a2 = (Dim(None, 1),) + a if len(a) == 1 else a
     b2 = b + (Dim(None, 1),) if len(b) == 1 else b
     if same_dim(a2[-1], b2[-2]) is False:
@@ -97,6 +101,8 @@ def _transpose_shape(shapes, attrs):
     s = shapes[0]
     if s is None:
         return None
+    if len(s) == 2 and attrs.get("axes") is None:  # a matrix's .T: reverse mode makes one per matmul
+        return (s[1], s[0])
     return tuple(s[i] for i in _perm(attrs, len(s)))
 
 
