@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .diagnostics import Diagnostic, GraphDSLError
 from .digraph import ancestors
-from .graph import GraphBuilder, _same_shape, is_fixed_const, topological_order
+from .graph import GraphBuilder, _same_shape, arguments, is_fixed_const, topological_order
 from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, UnknownShape, same_dim
 
@@ -85,9 +85,16 @@ class _Walk:
     def __init__(self, g, of: str):
         nodes = g._node
         self.g, self.of = g, of
-        self.upstream = upstream = ancestors(g, of) | {of}
-        self.differentiable = {v for v in upstream if nodes[v]["kind"] == "var" and not is_fixed_const(nodes[v])}
-        self.ops = [n for n in reversed(topological_order(g, upstream)) if nodes[n]["kind"] == "op"]
+        self.upstream = upstream = ancestors(g, of)
+        upstream.add(of)
+        self.differentiable = differentiable = set()
+        self.ops = ops = []
+        for n in reversed(topological_order(g, upstream)):  # one pass sorts the ops from the values
+            data = nodes[n]
+            if data["kind"] == "op":
+                ops.append(n)
+            elif not is_fixed_const(data):
+                differentiable.add(n)
         self.succ = g._succ
         self.needed: set = set()
         self.totals: dict[str, str] = {}  # the walk's adjoints
@@ -180,7 +187,8 @@ def _accumulate(gb, of, var, parts, pending, keep=frozenset()) -> str:
 
 def _propagate(gb, op_id, node, g_id, needed, cts, pending):
     opdef = REGISTRY[node["op"]]
-    args = gb.inputs_of(op_id)
+    nodes = gb.g._node
+    args = arguments(gb.g._pred[op_id])
     if not opdef.differentiable:
         return
     for a in args:
@@ -211,7 +219,9 @@ def _propagate(gb, op_id, node, g_id, needed, cts, pending):
     for arg, ct in zip(args, grads):
         if ct is None or arg not in needed:
             continue
-        ct = _unbroadcast(gb, ct, arg, op_id)
+        want, have = nodes[arg]["shape"], nodes[ct]["shape"]
+        if want is not None and have is not None and not _same_shape(have, want):  # else nothing to sum or check
+            ct = _unbroadcast(gb, ct, arg, op_id)
         held = cts.get(arg)
         if held is None:
             cts[arg] = [ct]

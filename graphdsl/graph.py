@@ -108,7 +108,7 @@ class GraphBuilder:
         for k, x in enumerate(ids):  # a loop, not a comprehension: reverse mode calls this for every term
             if not isinstance(x, str):
                 ids[k] = self.const(x)
-        simpler = self._simplify(name, ids, attrs)
+        simpler = self._simplify(name, ids, attrs) if name in _FOLDABLE else None
         return simpler if simpler is not None else self.emit(name, ids, attrs)
 
     def emit(self, name: str, ids: list[str], attrs: dict, out: str | None = None) -> str:
@@ -132,7 +132,8 @@ class GraphBuilder:
         nodes, succ, pred = g._node, g._succ, g._pred
         span, call, phase = self.span, self.call, self.phase
         # (each of the three dicts gets op_id before out: edges() and the renderers follow their order)
-        succ[op_id] = op_succ = {}
+        key = {0: {}}  # the edge op -> out
+        succ[op_id] = {out: key}
         pred[op_id] = op_pred = {}
         nodes[op_id] = data = {"kind": "op", "op": name, "attrs": attrs, "span": span, "call": call,
                                "phase": phase, "out": out}
@@ -152,10 +153,9 @@ class GraphBuilder:
                    "shape": shape, "phase": phase}
         if out in nodes:
             nodes[out].update(var)
+            pred[out][op_id] = key
         else:
-            nodes[out], succ[out], pred[out] = var, {}, {}
-        key = op_succ[out] = {0: {}}
-        pred[out][op_id] = key
+            nodes[out], succ[out], pred[out] = var, {}, {op_id: key}
         return out
 
     def _infer(self, opdef, ids, attrs):
@@ -189,9 +189,7 @@ class GraphBuilder:
         return describe(self.g, vid, self.source, shape=self.shape(vid))
 
     def _simplify(self, name, ids, attrs):
-        """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T."""
-        if name not in _FOLDABLE:  # most ops: nothing to look up
-            return None
+        """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T (for _FOLDABLE ops)."""
         one = lambda v: _is_scalar(self.const_value(v), 1.0)  # noqa: E731
         zero = lambda v: _is_scalar(self.const_value(v), 0.0)  # noqa: E731
         if name == "mul" and one(ids[0]) and self._keeps_shape(ids[1], ids[0]):
@@ -357,13 +355,15 @@ def topological_order(g: MultiDiGraph, nodes) -> list:
     and this stays deterministic.
     """
     pred, succ = g._pred, g._succ
+    # every node (reverse mode's walk from an output, most often): no membership tests
+    whole = isinstance(nodes, (set, frozenset)) and len(nodes) == len(g._node) and nodes.issuperset(g._node)
     indegree: dict = {}
     zero = []
     for n in g._node:
-        if n in nodes:
+        if whole or n in nodes:
             d = 0
             for u, keys in pred[n].items():
-                if u in nodes:
+                if whole or u in nodes:
                     d += len(keys)
             if d:
                 indegree[n] = d
@@ -374,7 +374,7 @@ def topological_order(g: MultiDiGraph, nodes) -> list:
         generation, zero = zero, []
         for n in generation:
             for child, keys in succ[n].items():
-                if child in nodes:
+                if whole or child in nodes:
                     left = indegree[child] - len(keys)
                     if left:
                         indegree[child] = left

@@ -261,7 +261,12 @@ class Plan:
             with np.errstate(all="ignore"):
                 return self._step_through(slots, free, until, errstate=False)
         for k, ((fn, ins, out), dead) in enumerate(zip(self.steps, self.frees)):
-            slots[out] = fn(*[slots[i] for i in ins])
+            if len(ins) == 2:  # most steps: their arguments without a list (this is a command's first run)
+                slots[out] = fn(slots[ins[0]], slots[ins[1]])
+            elif len(ins) == 1:
+                slots[out] = fn(slots[ins[0]])
+            else:
+                slots[out] = fn(*[slots[i] for i in ins])
             if until is not None:
                 until(k, slots[out])
             if free:

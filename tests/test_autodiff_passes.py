@@ -95,3 +95,17 @@ def test_a_repeated_request_is_looked_up():
     target = built.outputs[0]
     first = gradients(built.gb, target, ["W1"])["W1"]
     assert gradients(built.gb, target, ["W1"])["W1"] == first  # looked up, not rebuilt
+
+
+def test_topological_order_of_every_node_is_networkx_order():
+    """The order reverse mode walks in (the sort's shortcut for a whole graph) is networkx's, on every example."""
+    import networkx as nx
+
+    from graphdsl.graph import topological_order
+
+    for path in sorted(pathlib.Path(__file__).resolve().parents[1].joinpath("examples").glob("*.gdsl")):
+        model = graphdsl.load(path)
+        g = model.built.graph
+        ours = topological_order(g, set(g))
+        assert ours == list(nx.topological_sort(model.graph)), path.name
+        assert ours == topological_order(g, list(g)), path.name  # a list: the general path
