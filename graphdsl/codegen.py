@@ -56,7 +56,7 @@ class _Program:
         for n, s in plan.slot.items():
             names[s] = n
         self.instrs = [_Ins(op_id, g._node[op_id]["op"], fn, [names[s] for s in ins],
-                            g._node[op_id]["out"], plan._bound[op_id])
+                            g._node[op_id]["out"], plan.static_args(op_id))
                        for op_id, (fn, ins, _) in zip(plan.step_ops, plan.steps)]
         self.alias: dict[str, str] = {}
         self.bools: set[str] = set()

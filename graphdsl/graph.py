@@ -224,7 +224,7 @@ class GraphBuilder:
         if vid == new_id:  # already written under its name (see build.lower)
             node.update(attrs)
             return new_id
-        fresh = rename and node.get("anonymous") and self.g.out_degree(vid) == 0 and node["phase"] == self.phase
+        fresh = rename and node.get("anonymous") and not self.g._succ[vid] and node["phase"] == self.phase
         if not fresh:
             out = self.emit("identity", [vid], {}, out=new_id)
         else:

@@ -90,7 +90,7 @@ class Plan:
         except _Unordered:
             self._schedule(g, topological_order(g, _upstream(g, self.targets)), max_elements)
         self.target_slots = [self.slot[t] for t in self.targets]
-        self.frees = self._last_uses()
+        self.frees = self._free_after()
         self.nslots = len(self.slot)
         self._optimize = optimize
         self._program = None
@@ -105,7 +105,8 @@ class Plan:
         self.slot = slot = {}
         self.slot_bytes = slot_bytes = []  # float64 bytes of each slot's value (8 when its shape is unknown)
         self.leaves = leaves = []
-        self._bound = bound = {}
+        self._bound = bound = {}  # op -> its static arguments made concrete (ops that have any)
+        self._last_reader = last = {}  # slot -> the last step that reads it
         self.step_ops = step_ops = []
         node, pred = g._node, g._pred
         outs = []
@@ -131,9 +132,13 @@ class Plan:
             op = data["op"]
             if op == "opaque":
                 self._opaque(g, n, data)
-            attrs = data["attrs"]
-            kw = _bind_attrs(attrs, g) if attrs else _NO_KW
             forward = REGISTRY[op].forward
+            attrs = data["attrs"]
+            if attrs:
+                kw = _bind_attrs(attrs, g)
+                if kw:
+                    bound[n] = kw
+                    forward = functools.partial(forward, **kw)
             try:
                 ins = tuple([slot[u] for u in arguments(pred[n])])
             except KeyError:  # an argument not computed yet
@@ -141,9 +146,11 @@ class Plan:
             out = data["out"]
             if out in slot:  # its result placed before it
                 raise _Unordered
-            steps.append((functools.partial(forward, **kw) if kw else forward, ins))
+            step = len(steps)
+            for s in ins:  # (the last step reading s so far: see _free_after)
+                last[s] = step
+            steps.append((forward, ins))
             outs.append(out)
-            bound[n] = kw
             step_ops.append(n)
         # every computed value placed after the one op that computes it (and so before its readers)
         if len(slot) - len(leaves) != len(steps):
@@ -173,6 +180,10 @@ class Plan:
                     f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
             help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
 
+    def static_args(self, op_id: str) -> dict:
+        """The op's static keyword arguments made concrete (sizes for like=, ints for dims); {} if none."""
+        return self._bound.get(op_id, {})
+
     def _opaque(self, g, op_id, data):
         func = data["attrs"]["func"]
         n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
@@ -181,17 +192,14 @@ class Plan:
             "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
             help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
 
-    def _last_uses(self):
+    def _free_after(self):
         """frees[i]: slots whose last reader is step i (targets and leaves are kept)."""
-        last = {}
-        for i, (_, ins, _) in enumerate(self.steps):
-            for s in ins:
-                last[s] = i
         keep = set(self.target_slots) | {s for _, s in self.leaves}
         frees = [[] for _ in self.steps]
-        for s, i in last.items():
+        for s, i in self._last_reader.items():
             if s not in keep:
                 frees[i].append(s)
+        del self._last_reader
         return [tuple(f) for f in frees]
 
     # ---- running ---------------------------------------------------------------
@@ -390,9 +398,6 @@ class Plan:
 
 class _Unordered(Exception):
     """The graph's insertion order is not a topological order of the plan's nodes."""
-
-
-_NO_KW: dict = {}  # the static arguments of an op that has none (shared: never written)
 
 
 def _needed(g, targets) -> list:

@@ -39,7 +39,7 @@ def op_by_op(plan, leaves):
     for name, s in plan.leaves:
         slots[s] = jax.numpy.asarray(plan.leaf_value(leaves, name))
     for op_id, (_, ins, out) in zip(plan.step_ops, plan.steps):
-        slots[out] = JAX[plan.graph.nodes[op_id]["op"]](*[slots[i] for i in ins], **plan._bound[op_id])
+        slots[out] = JAX[plan.graph.nodes[op_id]["op"]](*[slots[i] for i in ins], **plan.static_args(op_id))
     return [np.asarray(slots[s]) for s in plan.target_slots]
 
 

@@ -166,7 +166,7 @@ def test_each_entry_computes_the_numpy_forward():
             for op_id, (fn, ins, out) in zip(plan.step_ops, plan.steps):
                 args = [np.asarray(slots[i], dtype=np.float64) for i in ins]
                 want = slots[out] = np.asarray(fn(*args), dtype=np.float64)
-                op, kw = plan.graph.nodes[op_id]["op"], plan._bound[op_id]
+                op, kw = plan.graph.nodes[op_id]["op"], plan.static_args(op_id)
                 key = repr((kw, [a.shape for a in args]))
                 if len(seen.setdefault(op, set())) >= VARIANTS or key in seen[op]:
                     continue

@@ -43,7 +43,7 @@ def test_each_entry_computes_the_numpy_forward(c, order):
             args = [slots[i] for i in ins]
             want = np.asarray(fn(*args), dtype=np.float64)
             op = plan.graph.nodes[op_id]["op"]
-            got = TORCH[op](*[torch.tensor(np.asarray(a, dtype=np.float64)) for a in args], **plan._bound[op_id])
+            got = TORCH[op](*[torch.tensor(np.asarray(a, dtype=np.float64)) for a in args], **plan.static_args(op_id))
             got = got.detach().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
             assert got.shape == want.shape, f"{op}: shape {got.shape}, NumPy {want.shape}"
             scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)

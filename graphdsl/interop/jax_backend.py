@@ -1,7 +1,7 @@
 """`--backend jax`: a plan's own schedule (plan.py) run by JAX, through THE JAX table (jax_ops.JAX).
 
 The steps are the plan's: `plan.step_ops` names each step's op, `plan.steps` its input and
-output slots, `plan._bound` its concrete static arguments. The whole step list is traced
+output slots, `plan.static_args` its concrete static arguments. The whole step list is traced
 once into one `jax.jit` function per plan (and device and dtype), cached on the plan, so a
 training loop pays for tracing and XLA's compilation once. The jitted schedule is not bit
 for bit the op-by-op one (XLA fuses steps and may sum in another order), but both stay at
@@ -57,7 +57,7 @@ class _Prepared:
             op = g.nodes[op_id]["op"]
             if op not in JAX:
                 raise unsupported(op, "JAX", g.nodes[op_id].get("span"), plan.source)
-            self.steps.append((partial(JAX[op], **plan._bound[op_id]), ins, out))
+            self.steps.append((partial(JAX[op], **plan.static_args(op_id)), ins, out))
         self.leaf_slots = [s for _, s in plan.leaves]
         self.target_slots = list(plan.target_slots)
         self.nslots = plan.nslots

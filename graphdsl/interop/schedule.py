@@ -195,7 +195,7 @@ def _step(plan, op_id, names, free) -> Step:
     out_data = g._node[out]
     span = out_data.get("span") or data.get("span")
     return Step(op=data["op"], args=tuple(names.var(a) for a in args), out=names.var(out),
-                kw=_symbolic_attrs(data["attrs"], g, free), bound=dict(plan._bound.get(op_id, {})),
+                kw=_symbolic_attrs(data["attrs"], g, free), bound=dict(plan.static_args(op_id)),
                 node=op_id, text=out_data.get("text") or out_data.get("name"),
                 line=span.line if span is not None else None, phase=data.get("phase", "forward"))
 

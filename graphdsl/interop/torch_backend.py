@@ -1,7 +1,7 @@
 """`--backend torch`: a plan's steps (plan.py, the one compiled schedule) run by PyTorch.
 
 The same steps as the NumPy reference schedule (plan.step_ops, the input and
-output slots of plan.steps, the concrete static arguments plan._bound), each
+output slots of plan.steps, the concrete static arguments plan.static_args), each
 computed by torch_ops.TORCH on `device` in `dtype`; slots are released after
 their last use as the reference schedule releases them. Autograd is off: the
 gradients are graphdsl's own reverse-mode steps, run like any other.
@@ -55,7 +55,7 @@ def prepared(plan, device, dtype) -> list:
         steps = []
         for op_id, (_, ins, out), dead in zip(plan.step_ops, plan.steps, plan.frees):
             op = plan.graph._node[op_id]["op"]
-            kw = dict(plan._bound.get(op_id, {}), **(made if op in CREATES else {}))
+            kw = dict(plan.static_args(op_id), **(made if op in CREATES else {}))
             steps.append((TORCH[op], kw, ins, out, dead))
         cache[key] = steps
     return cache[key]

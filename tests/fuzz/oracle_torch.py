@@ -43,7 +43,7 @@ def torch_run(plan, leaves: dict, wrt_ids):
     for op_id, (_, ins, out) in zip(plan.step_ops, plan.steps):
         op = g.nodes[op_id]["op"]
         TORCH_OPS_SEEN.add(op)
-        slots[out] = TORCH[op](*[slots[i] for i in ins], **plan._bound[op_id])
+        slots[out] = TORCH[op](*[slots[i] for i in ins], **plan.static_args(op_id))
     return [slots[s] for s in plan.target_slots], tensors
 
 
