@@ -118,11 +118,12 @@ class GraphBuilder:
         shape = self._infer(REGISTRY[name], ids, attrs)
         count = self.count + 1
         op_id = f"{name}#{count}"
+        fresh = False  # a new name: no node of that name yet
         if out is None:
             out = self.next_out
             if out is None:
                 count += 1  # as fresh() numbers it
-                out = f"%{count}"
+                out, fresh = f"%{count}", True
             else:
                 self.next_out = None
         else:
@@ -151,7 +152,7 @@ class GraphBuilder:
         else:
             var = {"anonymous": out[0] == "%", "span": span, "call": call, "kind": "var", "role": "intermediate",
                    "shape": shape, "phase": phase}
-        if out in nodes:
+        if not fresh and out in nodes:
             nodes[out].update(var)
             pred[out][op_id] = key
         else:

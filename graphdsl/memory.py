@@ -93,9 +93,12 @@ def value_bytes(graph, node: str) -> int:
 
 
 def plan_estimate(plan, keep_all: bool = False) -> tuple[int, list]:
-    """(estimated peak bytes, [(bytes, node id)] of every leaf and result) of running `plan`."""
+    """(estimated peak bytes, (bytes, node id) of every leaf and result) of running `plan`.
+
+    The second is a generator, read only by check's error message: most plans fit.
+    """
     slot_bytes = plan.slot_bytes  # computed with the plan's size checks, one entry per slot
-    buffers = [(slot_bytes[s], n) for n, s in plan.slot.items()]
+    buffers = ((slot_bytes[s], n) for n, s in plan.slot.items())
     if keep_all:  # run_all keeps every value
         return sum(slot_bytes), buffers
     leaves = {s for _, s in plan.leaves}
@@ -128,7 +131,7 @@ def leaves_estimate(built, given: dict) -> tuple[int, list]:
     return sum(b for b, _ in buffers), buffers
 
 
-def check(needed: int, buffers: list, max_memory: int | None, graph, source, what: str) -> None:
+def check(needed: int, buffers, max_memory: int | None, graph, source, what: str) -> None:
     """Refuse (E310) a run estimated to need more than the budget, naming its largest values."""
     if max_memory is None and needed < SMALL:
         return

@@ -409,10 +409,13 @@ def _needed(g, targets) -> list:
     pred = g._pred
     needed = set(targets)
     update = needed.update
+    order = []
     for n in reversed(g._node):
         if n in needed:
             update(pred[n])
-    return [n for n in g._node if n in needed]
+            order.append(n)
+    order.reverse()
+    return order
 
 
 def _upstream(g, targets) -> set:
