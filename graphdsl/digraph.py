@@ -155,23 +155,32 @@ def _edge(u, v, k, d, keys, data):
     return (u, v, d) if data else (u, v)
 
 
+def upstream(g, seeds) -> set:
+    """The seeds and every node with a path to one of them (of this graph or a networkx one)."""
+    return _closure(g._pred, seeds)
+
+
 def ancestors(g: MultiDiGraph, n) -> set:
     """Every node with a path to `n` (not `n` itself), as networkx.ancestors; a loop, not recursion."""
-    return _reach(g._pred, n)
+    seen = _closure(g._pred, (n,))
+    seen.discard(n)
+    return seen
 
 
 def descendants(g: MultiDiGraph, n) -> set:
     """Every node reachable from `n` (not `n` itself), as networkx.descendants."""
-    return _reach(g._succ, n)
+    seen = _closure(g._succ, (n,))
+    seen.discard(n)
+    return seen
 
 
-def _reach(adjacency: dict, n) -> set:
-    seen: set = set()
-    stack = [n]
+def _closure(adjacency: dict, seeds) -> set:
+    """The seeds and every node reached from them through `adjacency` (graphs here have no cycles)."""
+    seen = set(seeds)
+    stack = list(seen)
     while stack:
         for m in adjacency[stack.pop()]:
             if m not in seen:
                 seen.add(m)
                 stack.append(m)
-    seen.discard(n)
     return seen

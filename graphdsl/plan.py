@@ -41,7 +41,7 @@ import numpy as np
 
 from .arrays import all_finite, c_ordered
 from .diagnostics import Diagnostic, GraphDSLError
-from .digraph import MultiDiGraph
+from .digraph import MultiDiGraph, upstream
 from .graph import arguments, describe, topological_order
 from .ops import REGISTRY, concrete, fmt_shape
 from .ops.base import Dim
@@ -88,7 +88,7 @@ class Plan:
         try:
             self._schedule(g, _needed(g, self.targets), max_elements)
         except _Unordered:
-            self._schedule(g, topological_order(g, _upstream(g, self.targets)), max_elements)
+            self._schedule(g, topological_order(g, upstream(g, self.targets)), max_elements)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._free_after()
         self.nslots = len(self.slot)
@@ -404,7 +404,7 @@ def _needed(g, targets) -> list:
     """The targets and what they are computed from, in the graph's insertion order.
 
     One backward sweep over that order, which is topological whenever the plan can use
-    it; `_schedule` checks that it is and otherwise starts again from `_upstream`.
+    it; `_schedule` checks that it is and otherwise starts again from `digraph.upstream`.
     """
     pred = g._pred
     needed = set(targets)
@@ -416,19 +416,6 @@ def _needed(g, targets) -> list:
             order.append(n)
     order.reverse()
     return order
-
-
-def _upstream(g, targets) -> set:
-    """The targets and everything they are computed from (a breadth-first walk over predecessors)."""
-    pred = g._pred
-    seen = set(targets)
-    stack = list(seen)
-    while stack:
-        for u in pred[stack.pop()]:
-            if u not in seen:
-                seen.add(u)
-                stack.append(u)
-    return seen
 
 
 def _bind_attrs(attrs, g):

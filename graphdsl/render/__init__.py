@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections import deque
 from dataclasses import replace
 
 
 from ..autodiff import adjoint_table
 from ..build import build
 from ..diagnostics import GraphDSLError
+from ..digraph import upstream
 from ..fileio import atomic_write, dumps
 from ..plan import Plan
 from . import backends
@@ -200,23 +200,12 @@ def evaluate(model, compiled, given, seed, g, ann: Annotations) -> dict:
     """Every value the picture needs, from one plan, keeping each slot (nothing is freed)."""
     need = forward_set(g, ann.outputs)
     if ann.adjoints:
-        need |= _upstream(g, list(dict.fromkeys(ann.adjoints.values())))
+        need |= upstream(g, list(dict.fromkeys(ann.adjoints.values())))
     sinks = [n for n in g.nodes if n in need and g.nodes[n]["kind"] == "var"
              and not any(s in need for s in g.successors(n))]
     plan = Plan(g, sinks, model.source, model.max_elements, optimize=False)
     model.check_memory(plan, keep_all=True)
     return plan.run_all(model.leaf_values(compiled, given, seed))
-
-
-def _upstream(g, seeds) -> set:
-    seen = set(seeds)
-    queue = deque(seeds)
-    while queue:
-        for u in g.predecessors(queue.popleft()):
-            if u not in seen:
-                seen.add(u)
-                queue.append(u)
-    return seen
 
 
 # ---- the result -------------------------------------------------------------------------------------

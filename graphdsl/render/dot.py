@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..diagnostics import Diagnostic, GraphDSLError, suggest
+from ..digraph import upstream
 from . import labels as L
 from . import theme as T
 from .blocks import collapse_calls
@@ -117,23 +118,10 @@ class Scene:
 
 # ---- choosing what to draw -------------------------------------------------------------------
 
-def _upstream(g, seeds) -> set:
-    """Every node that reaches one of seeds (seeds included): one breadth-first walk."""
-    seen = set(seeds)
-    queue = deque(seeds)
-    while queue:
-        n = queue.popleft()
-        for u in g.predecessors(n):
-            if u not in seen:
-                seen.add(u)
-                queue.append(u)
-    return seen
-
-
 def forward_set(g, outputs) -> set:
     """The program: forward-phase nodes plus whatever the outputs read (`grad(...)` in the language)."""
     fwd = {n for n, d in g.nodes(data=True) if d.get("phase", "forward") == "forward"}
-    return fwd | _upstream(g, [o for o in outputs if o in g])
+    return fwd | upstream(g, [o for o in outputs if o in g])
 
 
 def scene(g, ann: Annotations, opts: Options) -> Scene:
@@ -146,7 +134,7 @@ def scene(g, ann: Annotations, opts: Options) -> Scene:
     if opts.view == "backward" and ann.adjoints:
         wanted = [ann.adjoints[w] for w in ann.wrt if w in ann.adjoints] if ann.wrt else ann.adjoints.values()
         targets = [a for a in dict.fromkeys(wanted) if a in g]
-        backward = _upstream(g, targets) - fwd
+        backward = upstream(g, targets) - fwd
         ghosts = {a for a in targets if a in fwd}
         for n in backward:
             if g.nodes[n]["kind"] == "op":
