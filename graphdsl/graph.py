@@ -191,16 +191,13 @@ class GraphBuilder:
 
     def _simplify(self, name, ids, attrs):
         """Fold the trivial nodes reverse mode would otherwise leave: *1, +0, -(-x), (x.T).T (for _FOLDABLE ops)."""
-        one = lambda v: _is_scalar(self.const_value(v), 1.0)  # noqa: E731
-        zero = lambda v: _is_scalar(self.const_value(v), 0.0)  # noqa: E731
-        if name == "mul" and one(ids[0]) and self._keeps_shape(ids[1], ids[0]):
-            return ids[1]
-        if name in ("mul", "div") and one(ids[1]) and self._keeps_shape(ids[0], ids[1]):
-            return ids[0]
-        if name == "add" and zero(ids[0]) and self._keeps_shape(ids[1], ids[0]):
-            return ids[1]
-        if name in ("add", "sub") and zero(ids[1]) and self._keeps_shape(ids[0], ids[1]):
-            return ids[0]
+        if name in _UNITS:  # 1*x, x*1, x/1, 0+x, x+0, x-0
+            unit = _UNITS[name]
+            if name in ("mul", "add") and self._is_fixed_scalar(ids[0], unit) and self._keeps_shape(ids[1], ids[0]):
+                return ids[1]
+            if self._is_fixed_scalar(ids[1], unit) and self._keeps_shape(ids[0], ids[1]):
+                return ids[0]
+            return None
         if name in ("neg", "transpose") and attrs.get("axes") is None:
             inner = self.producer(ids[0])
             if inner and self.g._node[inner]["op"] == name and self.g._node[inner]["attrs"].get("axes") is None:
@@ -209,6 +206,11 @@ class GraphBuilder:
                 and not attrs.get("mean") and _same_shape(self.shape(ids[0]), self.shape(attrs["like"])):
             return ids[0]
         return None
+
+    def _is_fixed_scalar(self, vid: str, target: float) -> bool:
+        """Whether vid is a fixed constant (see const_value) that is the number `target`."""
+        node = self.g._node[vid]
+        return node["role"] == "const" and is_fixed_const(node) and _is_scalar(node.get("value"), target)
 
     def _keeps_shape(self, kept, dropped) -> bool:
         """Dropping `dropped` from a broadcasting op must not change the result's shape."""
@@ -329,6 +331,7 @@ def _is_scalar(value, target: float) -> bool:
     return value is not None and np.ndim(value) == 0 and float(value) == target
 
 
+_UNITS = {"mul": 1.0, "div": 1.0, "add": 0.0, "sub": 0.0}  # the operand each arithmetic op may drop
 _FOLDABLE = frozenset({"mul", "div", "add", "sub", "neg", "transpose", "sum_to", "broadcast_to", "reshape",
                        "unreduce"})
 
