@@ -135,17 +135,26 @@ class GraphBuilder:
         # (each of the three dicts gets op_id before out: edges() and the renderers follow their order)
         key = {0: {}}  # the edge op -> out
         succ[op_id] = {out: key}
-        pred[op_id] = op_pred = {}
+        if len(ids) == 2 and ids[0] != ids[1]:  # most ops: two different arguments, an edge each
+            a, b = ids
+            succ[a][op_id] = first = {0: {}}
+            succ[b][op_id] = second = {1: {}}
+            pred[op_id] = {a: first, b: second}
+        elif len(ids) == 1:
+            succ[ids[0]][op_id] = first = {0: {}}
+            pred[op_id] = {ids[0]: first}
+        else:  # a value read twice (x * x) shares one key dict between its positions
+            pred[op_id] = op_pred = {}
+            for k, u in enumerate(ids):
+                keys = op_pred.get(u)
+                if keys is None:
+                    keys = op_pred[u] = succ[u][op_id] = {}
+                keys[k] = {}
         nodes[op_id] = data = {"kind": "op", "op": name, "attrs": attrs, "span": span, "call": call,
                                "phase": phase, "out": out}
         loop = self.loop
         if loop:
             data["loop"] = loop
-        for k, u in enumerate(ids):
-            keys = op_pred.get(u)
-            if keys is None:
-                keys = op_pred[u] = succ[u][op_id] = {}
-            keys[k] = {}
         if loop:  # add_var's key order
             var = {"anonymous": out[0] == "%", "span": span, "call": call, "loop": loop, "kind": "var",
                    "role": "intermediate", "shape": shape, "phase": phase}
