@@ -11,23 +11,16 @@ gradient's scatter (ScatterElements, reduction add).
 """
 from __future__ import annotations
 
-from ..ops.conv import out_size  # the shape rule's own arithmetic
+from ..ops.conv import out_size, spatial_params  # the shape rule's own arithmetic and parameters
+from ..ops.pool import pool_params
 from .onnx_graph import refuse_free
 
 _INT_MAX = 2 ** 63 - 1
 
 
-def _ints(value, nd):
-    items = list(value) if isinstance(value, (list, tuple)) else [value] * nd
-    return tuple(int(v) for v in items)
-
-
 def conv_params(nd, stride=1, padding=0, dilation=1, groups=1):
-    """(stride, padding, dilation) as 2-d tuples (1-d lifted to a height of 1) and groups."""
-    s, p, d = _ints(stride, nd), _ints(padding, nd), _ints(dilation, nd)
-    if nd == 1:
-        s, p, d = (1,) + s, (0,) + p, (1,) + d
-    return s, p, d, int(groups)
+    """(stride, padding, dilation) as 2-d tuples (1-d lifted to a height of 1), as the NumPy forward reads them, and groups."""
+    return (*spatial_params(nd, stride, padding, dilation), int(groups))
 
 
 def spatial(shape):
@@ -142,11 +135,6 @@ def _place(g, tap, offset, stride, out, full):
 
 
 # ---- pooling --------------------------------------------------------------------------------------
-def pool_params(k=None, stride=None, padding=0):
-    ks = _ints(k, 2)
-    return ks, ks if stride is None else _ints(stride, 2), _ints(padding, 2)
-
-
 def avg_pool(g, x, x_shape, **kw):
     ks, stride, pad = pool_params(**kw)
     spatial(x_shape)

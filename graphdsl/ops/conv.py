@@ -131,12 +131,13 @@ def _matmul(a, b):
     return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
 
 
-def _spatial_params(nd, stride, padding, dilation):
+def spatial_params(nd, stride, padding, dilation):
+    """(stride, padding, dilation) as 2-d tuples of ints, a 1-d op's lifted to a height of 1 (checked)."""
     return _lift_params(nd, *_params({"stride": stride, "padding": padding, "dilation": dilation}, nd))
 
 
 def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    params = _spatial_params(nd, stride, padding, dilation)
+    params = spatial_params(nd, stride, padding, dilation)
     x, w = _lift(nd, x, w)
     g, o = int(groups), w.shape[0]
     cols, (n, ho, wo) = _columns(x, w.shape[2:], *params, g)
@@ -147,7 +148,7 @@ def conv_forward(x, w, stride=1, padding=0, dilation=1, groups=1, nd=2):
 
 
 def conv_input_grad(gy, w, like=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    stride, pad, dil = _spatial_params(nd, stride, padding, dilation)
+    stride, pad, dil = spatial_params(nd, stride, padding, dilation)
     gy, w = _lift(nd, gy, w)
     shape = tuple(like) if nd == 2 else (like[0], like[1], 1, like[2])
     g, (n, o, ho, wo), ks = int(groups), gy.shape, w.shape[2:]
@@ -158,7 +159,7 @@ def conv_input_grad(gy, w, like=None, stride=1, padding=0, dilation=1, groups=1,
 
 
 def conv_weight_grad(x, gy, like=None, stride=1, padding=0, dilation=1, groups=1, nd=2):
-    params = _spatial_params(nd, stride, padding, dilation)
+    params = spatial_params(nd, stride, padding, dilation)
     x, gy = _lift(nd, x, gy)
     ks = tuple(like[2:]) if nd == 2 else (1, like[2])
     g = int(groups)

@@ -21,18 +21,18 @@ from .reduce import _like_rule
 POOL_KW = {"k": None, "stride": None, "padding": 0}
 
 
-def _pool_params(attrs):
-    ks = spatial(attrs.get("k"), 2, "k", 1)
-    stride = ks if attrs.get("stride") is None else spatial(attrs["stride"], 2, "stride", 1)
-    pad = spatial(attrs.get("padding", 0), 2, "padding", 0)
-    return ks, stride, pad
+def pool_params(k=None, stride=None, padding=0):
+    """(window, stride, padding) as pairs of ints, checked; the stride is the window unless given."""
+    ks = spatial(k, 2, "k", 1)
+    stride = ks if stride is None else spatial(stride, 2, "stride", 1)
+    return ks, stride, spatial(padding, 2, "padding", 0)
 
 
 def _pool_shape(name):
     def rule(shapes, attrs):
         if attrs.get("k") is None:
             raise ShapeError("E103", f"{name} needs a window size: {name}(x, 2) or {name}(x, [2, 3])")
-        ks, stride, pad = _pool_params(attrs)
+        ks, stride, pad = pool_params(attrs.get("k"), attrs.get("stride"), attrs.get("padding", 0))
         for i in range(2):
             if pad[i] * 2 > ks[i]:  # PyTorch refuses this too
                 raise ShapeError("E205", f"{name}: padding={pad[i]} is more than half the window k={ks[i]}",
@@ -48,7 +48,7 @@ def _pool_shape(name):
 
 
 def _max_windows(x, k, stride, padding):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
+    ks, stride, pad = pool_params(k, stride, padding)
     win = windows(x, ks, stride, pad, (1, 1), value=-np.inf)
     flat = win.reshape(win.shape[:4] + (-1,))
     # np.argmax picks the first maximum in row-major window order, as PyTorch's kernel does
@@ -75,7 +75,7 @@ def _pool_select(gg, x, k=None, stride=None, padding=0):
 
 
 def _avg_pool(x, k=None, stride=None, padding=0):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
+    ks, stride, pad = pool_params(k, stride, padding)
     # count_include_pad, as PyTorch's default: every window divides by kh * kw
     win = windows(x, ks, stride, pad, (1, 1))  # [N, C, Ho, Wo, kh, kw], a strided view
     if max(ks) >= 8:  # (NumPy sums 8 or more elements pairwise: leave such windows to it)
@@ -97,7 +97,7 @@ def _avg_pool(x, k=None, stride=None, padding=0):
 
 
 def _avg_pool_grad(g, like=None, k=None, stride=None, padding=0):
-    ks, stride, pad = _pool_params({"k": k, "stride": stride, "padding": padding})
+    ks, stride, pad = pool_params(k, stride, padding)
     gwin = np.broadcast_to((g / (ks[0] * ks[1]))[..., None, None], g.shape + ks)
     return scatter_windows(gwin, like, stride, pad, (1, 1))
 
