@@ -137,66 +137,83 @@ def generate(prog, instrument: bool):
 
 
 def _expr(prog, ins, a, ns) -> str:
-    form = ins.form
-    ip = ins.inplace
-    out = f", out={a[ip]}" if ip is not None else ""
-    if form == "binary":
-        sym, ufunc = _BINARY[ins.op if ins.op in _BINARY else ins.arg]
-        if prog.scalar and sym == "/":
-            return f"({a[0]} / {a[1]} if {a[1]} else _div({a[0]}, {a[1]}))"
-        if ip is not None:
-            return f"{ufunc}({a[0]}, {a[1]}{out})"
-        return f"({a[0]} {sym} {a[1]})"
-    if form == "neg":
-        return f"np.negative({a[0]}{out})" if ip is not None else f"(-{a[0]})"
-    if form == "square":
-        if prog.scalar:
-            return f"({a[0]} * {a[0]})"
-        return f"np.square({a[0]}{out})"
-    if form == "relu":
-        if prog.scalar:  # np.maximum(x, 0.0): x if x > 0, +0.0 for zeros and negatives, NaN stays NaN
-            return f"({a[0]} if {a[0]} > 0.0 else (0.0 if {a[0]} <= 0.0 else {a[0]}))"
-        return f"np.maximum({a[0]}, 0.0{out})"
-    if form == "mask":
-        sym = _MASKS[ins.arg]
-        rhs = "0" if ins.op == "relu'" else a[1]
-        if prog.scalar:
-            return f"(1.0 if {a[0]} {sym} {rhs} else 0.0)"
-        if ins.out in prog.bools:
-            return f"({a[0]} {sym} {rhs})"
-        return f"({a[0]} {sym} {rhs}).astype(_float64)"
-    if form == "abs":
-        if prog.scalar:
-            return f"abs({a[0]})"
-        return f"np.absolute({a[0]}{out})"
-    if form == "ufunc":
-        return f"np.{ins.arg}({', '.join(a)}{out})"
-    if form == "matmul":
-        return f"({a[0]} @ {a[1]})"
-    if form == "tanh_grad":
-        return f"np.subtract(1.0, np.square({a[0]}){out})"
-    if form == "index":
-        ns["_nk"] = ns.get("_nk", 0) + 1
-        ns[f"_k{ns['_nk']}"] = ins.arg
-        return f"{a[0]}[_k{ns['_nk']}]"
-    if form == "sum_to":
-        axes, like = ins.arg
-        reshape = f".reshape({like!r})" if like is not None else ""
-        return f"_add_reduce({a[0]}, {axes!r}, None, None, True){reshape}"
-    if form == "T":
-        return f"{a[0]}.T"
-    if form == "reshape":
-        return f"{a[0]}.reshape({ins.arg!r})"
-    if form == "sum":
-        return f"_add_reduce({a[0]}, {_np_axis(ins.kw.get('axis'))!r}, None, None, " \
+    """The Python expression of one instruction, by its form (see codegen._form); `a` names its arguments."""
+    out = f", out={a[ins.inplace]}" if ins.inplace is not None else ""
+    emit = _FORMS.get(ins.form)
+    if emit is not None:
+        return emit(prog, ins, a, out)
+    return (_index if ins.form == "index" else _call)(ins, a, ns)  # these bind a value in the namespace
+
+
+def _binary(prog, ins, a, out):
+    sym, ufunc = _BINARY[ins.op if ins.op in _BINARY else ins.arg]
+    if prog.scalar and sym == "/":
+        return f"({a[0]} / {a[1]} if {a[1]} else _div({a[0]}, {a[1]}))"
+    if out:
+        return f"{ufunc}({a[0]}, {a[1]}{out})"
+    return f"({a[0]} {sym} {a[1]})"
+
+
+def _relu(prog, ins, a, out):
+    if prog.scalar:  # np.maximum(x, 0.0): x if x > 0, +0.0 for zeros and negatives, NaN stays NaN
+        return f"({a[0]} if {a[0]} > 0.0 else (0.0 if {a[0]} <= 0.0 else {a[0]}))"
+    return f"np.maximum({a[0]}, 0.0{out})"
+
+
+def _mask(prog, ins, a, out):
+    sym = _MASKS[ins.arg]
+    rhs = "0" if ins.op == "relu'" else a[1]
+    if prog.scalar:
+        return f"(1.0 if {a[0]} {sym} {rhs} else 0.0)"
+    if ins.out in prog.bools:
+        return f"({a[0]} {sym} {rhs})"
+    return f"({a[0]} {sym} {rhs}).astype(_float64)"
+
+
+def _sum_to(prog, ins, a, out):
+    axes, like = ins.arg
+    reshape = f".reshape({like!r})" if like is not None else ""
+    return f"_add_reduce({a[0]}, {axes!r}, None, None, True){reshape}"
+
+
+def _reduce(summand):
+    def emit(prog, ins, a, out):
+        return f"_add_reduce({summand(a[0])}, {_np_axis(ins.kw.get('axis'))!r}, None, None, " \
                f"{bool(ins.kw.get('keepdims', False))})"
-    if form == "sqnorm":
-        return f"_add_reduce({a[0]} * {a[0]}, {_np_axis(ins.kw.get('axis'))!r}, None, None, " \
-               f"{bool(ins.kw.get('keepdims', False))})"
+    return emit
+
+
+def _index(ins, a, ns):
+    """x[key]: the key (a tuple of ints and slices) bound in the program's namespace."""
+    ns["_nk"] = ns.get("_nk", 0) + 1
+    ns[f"_k{ns['_nk']}"] = ins.arg
+    return f"{a[0]}[_k{ns['_nk']}]"
+
+
+def _call(ins, a, ns):
+    """An op with no form of its own: its NumPy forward, bound in the program's namespace."""
     ns["_nf"] = ns.get("_nf", 0) + 1
     name = f"_f{ns['_nf']}"
     ns[name] = ins.fn
     return f"{name}({', '.join(a)})"
+
+
+_FORMS = {  # form -> (prog, ins, argument names, ", out=..." or "") -> expression
+    "binary": _binary,
+    "neg": lambda prog, ins, a, out: f"np.negative({a[0]}{out})" if out else f"(-{a[0]})",
+    "square": lambda prog, ins, a, out: f"({a[0]} * {a[0]})" if prog.scalar else f"np.square({a[0]}{out})",
+    "relu": _relu,
+    "mask": _mask,
+    "abs": lambda prog, ins, a, out: f"abs({a[0]})" if prog.scalar else f"np.absolute({a[0]}{out})",
+    "ufunc": lambda prog, ins, a, out: f"np.{ins.arg}({', '.join(a)}{out})",
+    "matmul": lambda prog, ins, a, out: f"({a[0]} @ {a[1]})",
+    "tanh_grad": lambda prog, ins, a, out: f"np.subtract(1.0, np.square({a[0]}){out})",
+    "sum_to": _sum_to,
+    "T": lambda prog, ins, a, out: f"{a[0]}.T",
+    "reshape": lambda prog, ins, a, out: f"{a[0]}.reshape({ins.arg!r})",
+    "sum": _reduce(lambda x: x),
+    "sqnorm": _reduce(lambda x: f"{x} * {x}"),
+}
 
 
 def _scalar_div(a, b):
