@@ -5,7 +5,7 @@ Two schedules come out of one graph:
 * the reference schedule: a flat list of (function, input slots, output slot),
   one step per operator node, each slot released after its last use. It is the
   meaning of the graph; the renderer reads it, and a run that produced a NaN or
-  Inf re-runs it step by step to name the first node at fault (E302).
+  Inf re-runs it step by step to name the first node at fault (E302, plan_faults.py).
 * the compiled program: the same computation after exact rewrites (see
   `_optimise`), emitted as Python source over local variables and compiled once
   with `compile()`. Every rewrite keeps the numbers bit-for-bit those of the
@@ -39,11 +39,12 @@ import warnings
 
 import numpy as np
 
+from . import plan_faults as faults
 from .arrays import all_finite, c_ordered
 from .diagnostics import Diagnostic, GraphDSLError
 from .digraph import MultiDiGraph, upstream
-from .graph import arguments, describe, topological_order
-from .ops import REGISTRY, concrete, fmt_shape
+from .graph import arguments, topological_order
+from .ops import REGISTRY, concrete
 from .ops.base import Dim
 
 DEFAULT_MAX_ELEMENTS = 2 ** 28
@@ -123,7 +124,7 @@ class Plan:
                     dims = concrete(shape)
                     count = sizes[id(shape)] = None if dims is None else math.prod(dims)
                 if count is not None and count > max_elements:
-                    self._too_large(n, data, count, max_elements)
+                    faults.too_large(self, n, data, count, max_elements)
                 slot[n] = len(slot)
                 slot_bytes.append(8 * count if count is not None else 8)
                 if not pred[n]:
@@ -131,7 +132,7 @@ class Plan:
                 continue
             op = data["op"]
             if op == "opaque":
-                self._opaque(g, n, data)
+                faults.undefined_function(self, n, data)
             forward = REGISTRY[op].forward
             attrs = data["attrs"]
             if attrs:
@@ -174,23 +175,9 @@ class Plan:
                     gc.enable()
         return self._program
 
-    def _too_large(self, n, data, count, max_elements):
-        raise GraphDSLError(Diagnostic(
-            "E303", f"{describe(self.graph, n, self.source)} would hold {count:,} elements "
-                    f"{fmt_shape(data['shape'])}, more than the limit of {max_elements:,}", data.get("span"),
-            help=("use smaller dims, or raise the limit with --max-elements",)), self.source)
-
     def static_args(self, op_id: str) -> dict:
         """The op's static keyword arguments made concrete (sizes for like=, ints for dims); {} if none."""
         return self._bound.get(op_id, {})
-
-    def _opaque(self, g, op_id, data):
-        func = data["attrs"]["func"]
-        n_args = sum(len(keys) for keys in g._pred[op_id].values())  # as many parameters as the call has
-        params = ", ".join("abcdefgh"[:max(1, min(n_args, 8))])
-        raise GraphDSLError(Diagnostic(
-            "E305", f"cannot evaluate `{func}`: it is not defined", data["span"],
-            help=(f"define it before evaluating, e.g. `def {func}({params}) = ...`",)), self.source)
 
     def _free_after(self):
         """frees[i]: slots whose last reader is step i (targets and leaves are kept)."""
@@ -216,9 +203,9 @@ class Plan:
         except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
             raise
         except (ValueError, ArithmeticError) as err:  # NumPy refused the data (an empty axis, ...)
-            raise self._failure(leaf_values, err) from None
+            raise faults.failure(self, leaf_values, err) from None
         if check_finite and not all_finite(results):
-            self._locate_nonfinite(leaf_values)
+            faults.locate_nonfinite(self, leaf_values)
         return list(results)
 
     def _run_compiled(self, leaf_values):
@@ -260,7 +247,7 @@ class Plan:
         except GraphDSLError:  # ours (a missing value): a ValueError too, so let it through
             raise
         except (ValueError, ArithmeticError) as err:
-            raise self._failure(leaf_values, err) from None
+            raise faults.failure(self, leaf_values, err) from None
         return {n: np.asarray(slots[s]) for n, s in self.slot.items() if slots[s] is not None}
 
     def _step_through(self, slots, free: bool, until=None, errstate=True):
@@ -281,30 +268,6 @@ class Plan:
                 for s in dead:
                     slots[s] = None
 
-    def _failure(self, leaf_values, err) -> GraphDSLError:
-        """Re-run step by step to find the node NumPy refused, and say where it comes from."""
-        failed = []
-
-        def note(k, value):
-            failed[:] = [k]
-
-        text = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        try:
-            self._step_through(self._fill(leaf_values), free=True, until=note)
-        except GraphDSLError:  # ours: a ValueError too, so let it through
-            raise
-        except (ValueError, ArithmeticError) as step_err:
-            text = str(step_err).splitlines()[0][:200] or text
-            k = failed[0] + 1 if failed else 0
-            op_id = self.step_ops[k]
-            node, out = self.graph.nodes[op_id], self.graph.nodes[self.graph.nodes[op_id]["out"]]
-            what = describe(self.graph, node["out"], self.source)
-            return GraphDSLError(Diagnostic(
-                "E305", f"cannot evaluate {what} ({node['op']}): {text}", node.get("span") or out.get("span"),
-                help=("check the sizes and values of the data (an empty axis has no max, min or softmax)",)),
-                self.source)
-        return GraphDSLError(Diagnostic("E305", f"cannot evaluate the model: {text}"), self.source)
-
     def _fill(self, leaf_values):
         slots = [None] * self.nslots
         for name, s in self.leaves:
@@ -320,28 +283,6 @@ class Plan:
             raise GraphDSLError(Diagnostic("E304", f"no value for `{name}`", self.graph.nodes[name].get("span"),
                                            help=(f"give one with --set {name}=... or --load FILE",)), self.source)
         return c_ordered(value)
-
-    def _locate_nonfinite(self, leaf_values):
-        """Re-run slowly to find the first node whose value is NaN or Inf, and say where it comes from."""
-        slots = self._fill(leaf_values)
-        for name, s in self.leaves:
-            if not np.all(np.isfinite(slots[s])):
-                self._nonfinite_error(name, slots[s], "is given a value that")
-
-        def check(k, value):
-            if not np.all(np.isfinite(value)):
-                self._nonfinite_error(self.graph.nodes[self.step_ops[k]]["out"], value, "")
-
-        self._step_through(slots, free=True, until=check)
-
-    def _nonfinite_error(self, vid, value, how):
-        data = self.graph.nodes[vid]
-        kind = "NaN" if np.any(np.isnan(value)) else "Inf"
-        raise GraphDSLError(Diagnostic(
-            "E302", f"{describe(self.graph, vid, self.source)} {how or 'is the first value that'} contains {kind}", data.get("span"),
-            notes=(f"{int(np.sum(~np.isfinite(value)))} of {np.size(value)} elements are not finite",),
-            help=("check the inputs and the scale of the weights, or pass --allow-nonfinite to go on",)),
-            self.source)
 
     # ---- looking inside ------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ import importlib.util
 
 import numpy as np
 
+from .. import plan_faults as faults
 from ..diagnostics import Diagnostic, GraphDSLError
 
 BACKENDS = {"numpy": None, "torch": "graphdsl.interop.torch_backend", "jax": "graphdsl.interop.jax_backend"}
@@ -66,13 +67,13 @@ def run(plan, leaf_values: dict, check_finite: bool = True, tiered: bool = False
     except Exception as err:  # the library refused the data: let the reference schedule say where
         raise _located(plan, leaf_values, err) from None
     if check_finite and not _all_finite(results):
-        plan._locate_nonfinite(leaf_values)  # the NumPy schedule names the first node at fault
+        faults.locate_nonfinite(plan, leaf_values)  # the NumPy schedule names the first node at fault
     return results
 
 
 def _located(plan, leaf_values, err) -> GraphDSLError:
-    return plan._failure(leaf_values, err) if isinstance(err, (ValueError, ArithmeticError, RuntimeError,
-                                                               IndexError, TypeError)) else err
+    return faults.failure(plan, leaf_values, err) if isinstance(err, (ValueError, ArithmeticError, RuntimeError,
+                                                                     IndexError, TypeError)) else err
 
 
 def _all_finite(results) -> bool:
