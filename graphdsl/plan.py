@@ -87,11 +87,11 @@ class Plan:
         # topological: when it is not (a node renamed after it was read), _Unordered starts again
         # from a topological sort. Any such order gives the same numbers.
         try:
-            self._schedule(g, _needed(g, self.targets), max_elements)
+            last_reader = self._schedule(g, _needed(g, self.targets), max_elements)
         except _Unordered:
-            self._schedule(g, topological_order(g, upstream(g, self.targets)), max_elements)
+            last_reader = self._schedule(g, topological_order(g, upstream(g, self.targets)), max_elements)
         self.target_slots = [self.slot[t] for t in self.targets]
-        self.frees = self._free_after()
+        self.frees = self._free_after(last_reader)
         self.nslots = len(self.slot)
         self._optimize = optimize
         self._program = None
@@ -100,14 +100,14 @@ class Plan:
     def _schedule(self, g, order, max_elements):
         """Slots for the values and one reference step per op, in `order`.
 
-        Raises _Unordered unless every value is placed after the op that computes it and
-        before the ops that read it.
+        Returns {slot: the last step that reads it}. Raises _Unordered unless every value is
+        placed after the op that computes it and before the ops that read it.
         """
         self.slot = slot = {}
         self.slot_bytes = slot_bytes = []  # float64 bytes of each slot's value (8 when its shape is unknown)
         self.leaves = leaves = []
         self._bound = bound = {}  # op -> its static arguments made concrete (ops that have any)
-        self._last_reader = last = {}  # slot -> the last step that reads it
+        last: dict = {}  # slot -> the last step that reads it (so far)
         self.step_ops = step_ops = []
         node, pred = g._node, g._pred
         outs = []
@@ -148,7 +148,7 @@ class Plan:
             if out in slot:  # its result placed before it
                 raise _Unordered
             step = len(steps)
-            for s in ins:  # (the last step reading s so far: see _free_after)
+            for s in ins:
                 last[s] = step
             steps.append((forward, ins))
             outs.append(out)
@@ -160,6 +160,7 @@ class Plan:
             self.steps = [(fn, ins, slot[out]) for (fn, ins), out in zip(steps, outs)]
         except KeyError:
             raise _Unordered from None
+        return last
 
     @property
     def program(self):
@@ -179,14 +180,13 @@ class Plan:
         """The op's static keyword arguments made concrete (sizes for like=, ints for dims); {} if none."""
         return self._bound.get(op_id, {})
 
-    def _free_after(self):
+    def _free_after(self, last_reader: dict):
         """frees[i]: slots whose last reader is step i (targets and leaves are kept)."""
         keep = set(self.target_slots) | {s for _, s in self.leaves}
         frees = [[] for _ in self.steps]
-        for s, i in self._last_reader.items():
+        for s, i in last_reader.items():
             if s not in keep:
                 frees[i].append(s)
-        del self._last_reader
         return [tuple(f) for f in frees]
 
     # ---- running ---------------------------------------------------------------
