@@ -159,15 +159,11 @@ class CallLowering:
             if isinstance(item, A.Name) and item.id in self.dims:
                 out.append(Dim(item.id, self.dims[item.id]))
                 continue
-            try:
-                value = const_eval(item, self.const_lookup)
-            except NotConstant as err:
-                self.rep.error("E103", f"`{key}` must be constant sizes: {err.message}", err.span or item.span)
+            size = self.whole_constant(item, "E103", f"`{key}` must be constant sizes",
+                                       f"`{key}` must be whole numbers")
+            if size is None:
                 return _BAD
-            if whole(value) is None:
-                self.rep.error("E103", f"`{key}` must be whole numbers, not {value}", item.span)
-                return _BAD
-            out.append(Dim(None, whole(value)))
+            out.append(Dim(None, size))
         return out[0] if key in ("k", "n") and not isinstance(expr, A.ArrayLit) else tuple(out)
 
     def _unknown_function(self, node, kids):

@@ -49,14 +49,19 @@ class DeclarationLowering:
             self.dim_spans[item.name] = item.span
 
     def _const_int(self, expr, what):
+        return self.whole_constant(expr, "E107", f"{what} must be a constant", f"{what} must be a whole number")
+
+    def whole_constant(self, expr, code: str, not_constant: str, not_whole: str) -> int | None:
+        """expr's value as an int; None after reporting (`code`) that it is not a constant or not whole."""
         try:
             value = const_eval(expr, self.const_lookup)
         except NotConstant as err:
-            self.rep.error("E107", f"{what} must be a constant: {err.message}", err.span or expr.span)
+            self.rep.error(code, f"{not_constant}: {err.message}", err.span or expr.span)
             return None
-        if whole(value) is None:
-            self.rep.error("E107", f"{what} must be a whole number, not {value}", expr.span)
-        return whole(value)
+        number = whole(value)
+        if number is None:
+            self.rep.error(code, f"{not_whole}, not {value}", expr.span)
+        return number
 
     def const_lookup(self, name: A.Name):
         if name.id in self.static_vars:  # a loop variable: a static integer
