@@ -341,8 +341,7 @@ def _is_scalar(value, target: float) -> bool:
 
 
 _UNITS = {"mul": 1.0, "div": 1.0, "add": 0.0, "sub": 0.0}  # the operand each arithmetic op may drop
-_FOLDABLE = frozenset({"mul", "div", "add", "sub", "neg", "transpose", "sum_to", "broadcast_to", "reshape",
-                       "unreduce"})
+_FOLDABLE = frozenset({*_UNITS, "neg", "transpose", "sum_to", "broadcast_to", "reshape", "unreduce"})  # _simplify's ops
 
 
 def _same_shape(a, b) -> bool:
