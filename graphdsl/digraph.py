@@ -5,9 +5,19 @@ networkx costs about 0.15 s, as much as NumPy, which every command would pay
 before doing anything. The storage is networkx's own layout (`_node`, `_succ`,
 `_pred`: node -> neighbour -> key -> edge data, one key dict shared by both
 directions), so code written against networkx's graph reads it unchanged, and
-`to_networkx` gives the real networkx object, on the same storage, that users see as `Model.graph`.
+`to_networkx` gives the real networkx object that users see as `Model.graph`.
+
+graphdsl's edges carry no data, and almost every edge is the only one between its two
+nodes, at argument position 0 or 1. Such edges share one key dict, `AT[k]` = {k: NO_DATA}:
+a graph of 100,000 operations would otherwise hold half a million dicts that all say
+the same. Shared dicts are never written in place: a writer gives the edge a new key
+dict (`add_edge`), and `to_networkx` and `copy` give the new graph dicts of its own.
 """
 from __future__ import annotations
+
+
+NO_DATA: dict = {}  # the data of every edge graphdsl makes (shared: never written in place)
+AT = ({0: NO_DATA}, {1: NO_DATA})  # the key dict of an edge at argument position 0 or 1, shared
 
 
 class NodeView(dict):
@@ -99,12 +109,11 @@ class MultiDiGraph:
         for n in (u, v):
             if n not in self._node:
                 self.add_node(n)
-        kd = self._succ[u].get(v)
-        if kd is None:
-            kd = self._succ[u][v] = self._pred[v][u] = {}
+        kd = dict(self._succ[u].get(v) or {})  # a new key dict: the edge's may be shared (AT)
         if key is None:
             key = len(kd)
-        kd.setdefault(key, {}).update(attrs)
+        kd[key] = {**kd.get(key, NO_DATA), **attrs} if attrs else kd.get(key, NO_DATA)
+        self._succ[u][v] = self._pred[v][u] = kd
         return key
 
     def remove_node(self, n) -> None:
@@ -134,19 +143,29 @@ class MultiDiGraph:
         new = MultiDiGraph()
         new.graph = dict(self.graph)
         for n, attrs in self._node.items():
-            new._node[n], new._succ[n], new._pred[n] = dict(attrs), {}, {}
-        for u, nbrs in self._succ.items():
-            for v, kd in nbrs.items():
-                new._succ[u][v] = new._pred[v][u] = {k: dict(d) for k, d in kd.items()}
+            new._node[n] = dict(attrs)
+        new._succ, new._pred = self._own_adjacency()
         return new
 
     def to_networkx(self):
-        """The same graph as a networkx.MultiDiGraph, sharing this one's storage (a live view, not a copy)."""
+        """The graph as a networkx.MultiDiGraph: the same node attribute dicts, adjacency dicts of its own.
+
+        Its edges can be written like any networkx graph's without touching this graph's
+        shared key dicts (see the module's docstring).
+        """
         import networkx as nx  # only here: see the module's docstring
         g = nx.MultiDiGraph()
-        g.graph, g._node, g._pred = self.graph, self._node, self._pred
-        g._adj = g._succ = self._succ
+        g.graph, g._node = self.graph, self._node
+        g._adj, g._pred = self._own_adjacency()
+        g._succ = g._adj
         return g
+
+    def _own_adjacency(self) -> tuple[dict, dict]:
+        """Successor and predecessor dicts in this graph's orders, with new key and edge data dicts."""
+        succ = {u: {v: {k: dict(d) for k, d in kd.items()} for v, kd in nbrs.items()}
+                for u, nbrs in self._succ.items()}
+        pred = {v: {u: succ[u][v] for u in nbrs} for v, nbrs in self._pred.items()}
+        return succ, pred
 
 
 def _edge(u, v, k, d, keys, data):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError, Reporter, Source
-from .digraph import MultiDiGraph
+from .digraph import AT, NO_DATA, MultiDiGraph
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .ops.base import Dim
 
@@ -64,11 +64,8 @@ class GraphBuilder:
 
     def _add_edge(self, u, v, key: int) -> None:
         g = self.g
-        keys = g._succ[u].get(v)
-        if keys is None:
-            keys = g._succ[u][v] = {}
-            g._pred[v][u] = keys
-        keys[key] = {}
+        keys = g._succ[u].get(v)  # (a new key dict: the edge's may be shared, see digraph.AT)
+        g._succ[u][v] = g._pred[v][u] = {key: NO_DATA} if keys is None else {**keys, key: NO_DATA}
 
     def finish(self) -> None:
         """Nothing to do: kept for networkx's graph, whose caches needed clearing here."""
@@ -133,23 +130,24 @@ class GraphBuilder:
         nodes, succ, pred = g._node, g._succ, g._pred
         span, call, phase = self.span, self.call, self.phase
         # (each of the three dicts gets op_id before out: edges() and the renderers follow their order)
-        key = {0: {}}  # the edge op -> out
-        succ[op_id] = {out: key}
+        # (edges at position 0 or 1, the only ones between their nodes, share their key dicts: digraph.AT)
+        first, second = AT
+        succ[op_id] = {out: first}  # the edge op -> out
         if len(ids) == 2 and ids[0] != ids[1]:  # most ops: two different arguments, an edge each
             a, b = ids
-            succ[a][op_id] = first = {0: {}}
-            succ[b][op_id] = second = {1: {}}
+            succ[a][op_id] = first
+            succ[b][op_id] = second
             pred[op_id] = {a: first, b: second}
         elif len(ids) == 1:
-            succ[ids[0]][op_id] = first = {0: {}}
+            succ[ids[0]][op_id] = first
             pred[op_id] = {ids[0]: first}
-        else:  # a value read twice (x * x) shares one key dict between its positions
+        else:  # a value read twice (x * x) has one key dict of its own for its positions
             pred[op_id] = op_pred = {}
             for k, u in enumerate(ids):
                 keys = op_pred.get(u)
                 if keys is None:
                     keys = op_pred[u] = succ[u][op_id] = {}
-                keys[k] = {}
+                keys[k] = NO_DATA
         nodes[op_id] = data = {"kind": "op", "op": name, "attrs": attrs, "span": span, "call": call,
                                "phase": phase, "out": out}
         loop = self.loop
@@ -163,9 +161,9 @@ class GraphBuilder:
                    "shape": shape, "phase": phase}
         if not fresh and out in nodes:
             nodes[out].update(var)
-            pred[out][op_id] = key
+            pred[out][op_id] = first
         else:
-            nodes[out], succ[out], pred[out] = var, {}, {op_id: key}
+            nodes[out], succ[out], pred[out] = var, {}, {op_id: first}
         return out
 
     def _infer(self, opdef, ids, attrs):

@@ -41,6 +41,37 @@ def test_graph_is_a_multidigraph():
     assert m.outputs == ["J"] and m.params == ["W1", "W2"] and m.inputs == ["x", "y"]
 
 
+def test_writing_model_graph_edges_leaves_the_model_alone(data):
+    """Model.graph's adjacency is its own: graphdsl's edges share key dicts (digraph.AT)."""
+    m = graphdsl.load(D2L)
+    J, dW1, _ = mlp_by_hand(**data)
+    g = m.graph
+    edges = sorted(m.built.graph.edges(keys=True))
+    for u, v, k in list(g.edges(keys=True)):
+        g.edges[u, v, k]["seen"] = True  # networkx users write edge data in place
+    u, v, _ = edges[0]
+    g.add_edge(u, v, key=7, extra=1)  # and add parallel edges
+    assert sorted(m.built.graph.edges(keys=True)) == edges
+    assert all(not d for *_, d in m.built.graph.edges(data=True))
+    value, grads = m.grad(data)
+    np.testing.assert_allclose(value, J, rtol=1e-12)
+    np.testing.assert_allclose(grads["W1"], dW1, rtol=1e-12, atol=1e-15)
+
+
+def test_adding_an_edge_changes_only_that_edge():
+    """Edges at the same position share one key dict; adding a parallel edge must not reach the others."""
+    m = graphdsl.load(D2L)
+    g = m.built.graph
+    before = {(u, v): dict(kd) for u, nbrs in g._succ.items() for v, kd in nbrs.items()}
+    (u, v), keys = next((e, kd) for e, kd in before.items() if kd == {0: {}})
+    assert sum(kd is g._succ[u][v] for nbrs in g._succ.values() for kd in nbrs.values()) > 1  # shared
+    g.add_edge(u, v, key=1, label="x")
+    after = {(a, b): dict(kd) for a, nbrs in g._succ.items() for b, kd in nbrs.items()}
+    assert after.pop((u, v)) == {0: {}, 1: {"label": "x"}} and g._pred[v][u] is g._succ[u][v]
+    del before[(u, v)]
+    assert after == before
+
+
 def test_eval_and_grad_match_the_hand_derivation(data):
     m = graphdsl.load(D2L)
     J, dW1, dW2 = mlp_by_hand(**data)
