@@ -164,7 +164,8 @@ class Model:
     def graph(self):
         """The model's graph as a networkx.MultiDiGraph, made on first use (networkx is imported then).
 
-        It shares its storage with `self.built.graph`, the lighter graph graphdsl itself works on.
+        A snapshot of `self.built.graph`, the lighter graph graphdsl itself works on: the same
+        node attribute dicts, node and adjacency dicts of its own (digraph.to_networkx).
         """
         if self._nx_graph is None:
             self._nx_graph = self.built.graph.to_networkx()

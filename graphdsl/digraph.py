@@ -148,14 +148,15 @@ class MultiDiGraph:
         return new
 
     def to_networkx(self):
-        """The graph as a networkx.MultiDiGraph: the same node attribute dicts, adjacency dicts of its own.
+        """The graph as a networkx.MultiDiGraph: the same node attribute dicts, node and adjacency dicts of its own.
 
-        Its edges can be written like any networkx graph's without touching this graph's
-        shared key dicts (see the module's docstring).
+        A snapshot of the structure: its edges can be written like any networkx graph's
+        without touching this graph's shared key dicts (see the module's docstring), and
+        nodes added here later (reverse mode's, for `equations`) do not half-appear there.
         """
         import networkx as nx  # only here: see the module's docstring
         g = nx.MultiDiGraph()
-        g.graph, g._node = self.graph, self._node
+        g.graph, g._node = self.graph, dict(self._node)
         g._adj, g._pred = self._own_adjacency()
         g._succ = g._adj
         return g

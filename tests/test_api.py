@@ -56,6 +56,8 @@ def test_writing_model_graph_edges_leaves_the_model_alone(data):
     value, grads = m.grad(data)
     np.testing.assert_allclose(value, J, rtol=1e-12)
     np.testing.assert_allclose(grads["W1"], dW1, rtol=1e-12, atol=1e-15)
+    m.equations()  # reverse mode on the symbolic graph: Model.graph stays a whole networkx graph
+    assert len(m.built.graph) > len(g) and set(g.adj) == set(g.nodes) == set(g.pred)
 
 
 def test_adding_an_edge_changes_only_that_edge():
