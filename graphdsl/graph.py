@@ -14,6 +14,7 @@ from .digraph import AT, NO_DATA, MultiDiGraph
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .ops.base import Dim
 
+_FIRST = AT[0]
 ROLES = ("input", "param", "const", "intermediate", "output")
 
 
@@ -277,6 +278,8 @@ def arguments(preds: dict) -> list[str]:
         return [u] * len(keys)
     if len(preds) == 2:
         (u, ku), (v, kv) = preds.items()
+        if ku is _FIRST and len(kv) == 1:  # (the key dict shared by first arguments: digraph.AT)
+            return [u, v]
         if len(ku) == 1 and len(kv) == 1:
             return [u, v] if min(ku) < min(kv) else [v, u]
     return [u for _, u in sorted((k, u) for u, keys in preds.items() for k in keys)]

@@ -89,7 +89,9 @@ class Plan:
         try:
             last_reader = self._schedule(g, _needed(g, self.targets), max_elements)
         except _Unordered:
-            last_reader = self._schedule(g, topological_order(g, upstream(g, self.targets)), max_elements)
+            pred = g._pred
+            order = topological_order(g, upstream(g, self.targets))
+            last_reader = self._schedule(g, [(n, pred[n]) for n in order], max_elements)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._free_after(last_reader)
         self.nslots = len(self.slot)
@@ -98,7 +100,7 @@ class Plan:
         self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
 
     def _schedule(self, g, order, max_elements):
-        """Slots for the values and one reference step per op, in `order`.
+        """Slots for the values and one reference step per op, in `order` ((node, its predecessors) pairs).
 
         Returns {slot: the last step that reads it}. Raises _Unordered unless every value is
         placed after the op that computes it and before the ops that read it.
@@ -109,13 +111,13 @@ class Plan:
         self._bound = bound = {}  # op -> its static arguments made concrete (ops that have any)
         last: dict = {}  # slot -> the last step that reads it (so far)
         self.step_ops = step_ops = []
-        node, pred = g._node, g._pred
+        node = g._node
         outs = []
         steps = []
         # A shape's element count, computed once per shape object (keyed by id: hashing a
         # tuple of Dims calls their Python __hash__; every shape is held by the graph meanwhile).
         sizes: dict = {}
-        for n in order:
+        for n, preds in order:
             data = node[n]
             if data["kind"] == "var":
                 shape = data["shape"]
@@ -127,7 +129,7 @@ class Plan:
                     faults.too_large(self, n, data, count, max_elements)
                 slot[n] = len(slot)
                 slot_bytes.append(8 * count if count is not None else 8)
-                if not pred[n]:
+                if not preds:
                     leaves.append((n, slot[n]))
                 continue
             op = data["op"]
@@ -141,7 +143,7 @@ class Plan:
                     bound[n] = kw
                     forward = functools.partial(forward, **kw)
             try:
-                ins = tuple([slot[u] for u in arguments(pred[n])])
+                ins = tuple([slot[u] for u in arguments(preds)])
             except KeyError:  # an argument not computed yet
                 raise _Unordered from None
             out = data["out"]
@@ -342,19 +344,20 @@ class _Unordered(Exception):
 
 
 def _needed(g, targets) -> list:
-    """The targets and what they are computed from, in the graph's insertion order.
+    """The targets and what they are computed from, in the graph's insertion order, as
+    (node, its predecessors) pairs.
 
-    One backward sweep over that order, which is topological whenever the plan can use
-    it; `_schedule` checks that it is and otherwise starts again from `digraph.upstream`.
+    One backward sweep over that order (the predecessor dict's, the same as the node
+    dict's), which is topological whenever the plan can use it; `_schedule` checks that
+    it is and otherwise starts again from `digraph.upstream`.
     """
-    pred = g._pred
     needed = set(targets)
     update = needed.update
     order = []
-    for n in reversed(g._node):
-        if n in needed:
-            update(pred[n])
-            order.append(n)
+    for pair in reversed(g._pred.items()):
+        if pair[0] in needed:
+            update(pair[1])
+            order.append(pair)
     order.reverse()
     return order
 
