@@ -190,6 +190,11 @@ def _error(code: str, message: str, span: Span | None, help=(), notes=()) -> Dia
 
 # ---- lexer ---------------------------------------------------------------------
 
+# Token(...) goes through a __new__ that checks for a deprecated keyword, then calls this
+# constructor; the lexer makes every token of a file, so it calls the constructor itself.
+_token = getattr(Token, "_future_new", Token)
+
+
 class _Lexer(BasicLexer):
     """lark's basic lexer, scanning with one regex that also skips blanks.
 
@@ -238,7 +243,7 @@ class _Lexer(BasicLexer):
             if kind in newline_types and "\n" in value:
                 line += value.count("\n")
                 line_start = start + value.rindex("\n") + 1
-            yield Token(kind, value, start, first_line, col, line, stop - line_start + 1, stop)
+            yield _token(kind, value, start, first_line, col, line, stop - line_start + 1, stop)
             pos = stop
 
     def _blank_to(self, text, pos, end, line, line_start):
