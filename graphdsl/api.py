@@ -22,6 +22,7 @@ from .loops import element_node
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .interop import backends
 from .plan import DEFAULT_MAX_ELEMENTS, Plan
+from .steady import Route, as_answer
 from .syntax import parse_program
 from .valuefiles import as_array, refuse_nonfinite
 from .values import bind_dims, check_dim_names, dropout_masks, given_or_fixed, initial_values, known_values
@@ -156,6 +157,7 @@ class Model:
         self._nx_graph = None
         self._compiled: dict = {}
         self._keys: dict = {}  # (given names and shapes, dims) -> key of self._compiled
+        self._routes: dict = {}  # (of, wrt) -> the steady.Route of grad's last call with them
         self.max_elements = DEFAULT_MAX_ELEMENTS
         self.mode = "eval"  # or "train": dropout draws its masks (graphdsl train draws them every step)
 
@@ -285,13 +287,18 @@ class Model:
              device: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(value of `of`, {name: d of / d name}) for each name in wrt (default: the params);
         backend="torch"/"jax" (device="cuda", ...) runs the same plan there."""
+        steady = dims is None and backend is None and device is None  # what a steady.Route can answer
+        if steady and self._routes:
+            answer = self._repeated(values, of, wrt, check_finite)
+            if answer is not None:
+                return answer
         backends.check(backend, device)
         self.check_graph_memory("grad")  # before the concrete build
         compiled, given = self.compile(values, dims)
         if check_finite:
             self._refuse_nonfinite(given)
         # The plan for these (of, wrt) is looked up once per compiled graph, then reused.
-        key = (of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt))
+        key = _asked(of, wrt)
         hit = compiled.grad_plans.get(key)
         if hit is None:
             target, wrt = self.grad_targets(compiled, of, wrt)
@@ -301,7 +308,34 @@ class Model:
                                                   wrt)
         plan, wrt = hit
         results = backends.run(plan, self.leaf_values(compiled, given, seed), check_finite, True, backend, device)
-        return np.asarray(results[0]), {w: np.asarray(r) for w, r in zip(wrt, results[1:])}
+        if steady and plan.calls > 1:  # (its first call ran the reference schedule: no program to route to yet)
+            self._remember(key, compiled, given, plan, wrt)
+        return as_answer(results, wrt)
+
+    def _repeated(self, values, of, wrt, check_finite: bool):
+        """grad's answer by the route of its last call with these of and wrt (steady.py), or None."""
+        if not (wrt is None or type(wrt) in (str, list, tuple)):  # (an iterator: the general route reads it once)
+            return None
+        try:
+            route = self._routes.get(_asked(of, wrt))
+        except TypeError:  # of or wrt unhashable: the general route reports it where it always has
+            return None
+        if route is None or route.overrides != self.dim_overrides:
+            return None
+        self.check_graph_memory("grad")  # (the budget may have changed since)
+        return route.answer(values, check_finite)
+
+    def _remember(self, key, compiled: Compiled, given: dict, plan: Plan, wrt) -> None:
+        """Keep the route of a grad call that took the general route, for the next call with its (of, wrt)."""
+        route = self._routes.get(key)
+        if route is not None and route.fits(given, plan, self.dim_overrides):
+            return  # (the route could not take this call's values: converted, or not C-ordered)
+        drawn = compiled.built.graph.graph.get("dropout_masks") or known_values(compiled.fixed_leaves, given) is None
+        route = None if drawn else Route.make(given, compiled.fixed_leaves, plan, wrt, self.dim_overrides)
+        if route is None:  # every call draws from the seeded generator, or fills a leaf _Program.fill's slow way
+            self._routes.pop(key, None)
+        else:
+            self._routes[key] = route
 
     def grad_targets(self, compiled: Compiled, of, wrt):
         """The node to differentiate and those to differentiate by (reverse mode runs next: its memory is checked)."""
@@ -421,6 +455,11 @@ class Model:
 
     def _repr_html_(self) -> str:
         return self.summary().html()
+
+
+def _asked(of, wrt) -> tuple:
+    """grad's (of, wrt) as a key: wrt a name, names or None (a list made a tuple)."""
+    return of, wrt if wrt is None or isinstance(wrt, str) else tuple(wrt)
 
 
 def _did_you_mean(name: str, candidates) -> tuple[str, ...]:

@@ -113,6 +113,81 @@ def test_dims_override(data):
     assert grads["W1"].shape == (16, 4) and grads["W2"].shape == (3, 16)
 
 
+def _e302(call) -> str:
+    with pytest.raises(GraphDSLError) as info:
+        call()
+    assert info.value.diagnostics[0].code == "E302"
+    return info.value.diagnostics[0].message
+
+
+def test_repeated_grad_sees_in_place_updates_and_refuses_nan(data):
+    """From its third call on, grad with the same names, shapes, of and wrt goes straight to the program
+    (steady.py): arrays updated in place are read again, and checked again, on every call."""
+    m = graphdsl.load(D2L)
+    values = {k: v.copy() for k, v in data.items()}
+    for _ in range(3):
+        m.grad(values, of="J", wrt=["W1", "W2"])
+    assert m._routes  # the calls below take the repeated route
+    for _ in range(3):  # gradient descent, in place
+        J, grads = m.grad(values, of="J", wrt=["W1", "W2"])
+        fresh = graphdsl.load(D2L).grad({k: v.copy() for k, v in values.items()}, of="J", wrt=["W1", "W2"])
+        assert J.tobytes() == fresh[0].tobytes() and all(grads[k].tobytes() == fresh[1][k].tobytes() for k in grads)
+        by_hand = mlp_by_hand(**values)
+        np.testing.assert_allclose(J, by_hand[0], rtol=1e-12)
+        np.testing.assert_allclose(grads["W1"], by_hand[1], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(grads["W2"], by_hand[2], rtol=1e-12, atol=1e-15)
+        values["W1"] -= 0.1 * grads["W1"]
+        values["W2"] -= 0.1 * grads["W2"]
+    step = lambda: m.grad(values, of="J", wrt=["W1", "W2"])  # noqa: E731
+    values["x"][1, 2] = np.nan
+    assert _e302(step) == "the value of `x` is not finite: NaN at index [1, 2]"
+    values["x"][1, 2] = 0.5
+    values["W2"][0, 4] = -np.inf
+    assert _e302(step) == "the value of `W2` is not finite: -Inf at index [0, 4]"
+    values["W2"][0, 4] = 0.5
+    J, grads = m.grad(values, of="J", wrt=["W1", "W2"])
+    np.testing.assert_allclose(grads["W2"], mlp_by_hand(**values)[2], rtol=1e-12, atol=1e-15)
+
+
+def test_repeated_grad_names_the_node_that_went_nonfinite():
+    m = graphdsl.parse("input x : [2]\na = x * 2.0\nb = log(a)\nJ = sum(b * b)\noutput J")
+    x = np.array([1.0, 3.0])
+    for _ in range(3):
+        _, grads = m.grad({"x": x}, wrt="x")
+    assert m._routes
+    x[1] = 0.25  # d/dx sum(log(2x)^2) = 2 log(2x) / x
+    np.testing.assert_allclose(m.grad({"x": x}, wrt="x")[1]["x"], 2 * np.log(2 * x) / x, rtol=1e-15)
+    x[1] = -1.0
+    assert "`b`" in _e302(lambda: m.grad({"x": x}, wrt="x"))
+    J, grads = m.grad({"x": x}, wrt="x", check_finite=False)
+    assert np.isnan(J) and np.isnan(grads["x"][1]) and grads["x"][0] == pytest.approx(2 * np.log(2.0))
+
+
+def test_repeated_grad_with_other_values_answers_as_the_first_call(data):
+    """Values the repeated route does not take (lists, float32, Fortran order, another batch) give what a
+    fresh model gives them."""
+    m = graphdsl.load(D2L)
+    for _ in range(3):
+        m.grad(data)
+    variants = [{**data, "x": data["x"].tolist()}, {**data, "W1": data["W1"].astype(np.float32)},
+                {**data, "W1": np.asfortranarray(data["W1"])}, {**data, "x": data["x"][:, :2], "y": data["y"][:, :2]},
+                {k: data[k] for k in ("y", "x", "W2", "W1")}, data]
+    for values in variants * 2:
+        J, grads = m.grad(values)
+        fresh = graphdsl.load(D2L).grad(values)
+        assert J.tobytes() == fresh[0].tobytes() and all(grads[k].tobytes() == fresh[1][k].tobytes() for k in grads)
+
+
+def test_repeated_grad_checks_a_lowered_memory_budget(data):
+    m = graphdsl.load(D2L)
+    for _ in range(3):
+        m.grad(data)
+    m.max_memory = 1000
+    with pytest.raises(GraphDSLError) as info:
+        m.grad(data)
+    assert info.value.diagnostics[0].code == "E310"
+
+
 def test_initialisers_are_seeded_and_in_declaration_order():
     text = "param a : [3] = randn()\nparam c : [2] = uniform(low=2, high=3)\nJ = sum(a) + sum(c)\n"
     m = graphdsl.parse(text)
