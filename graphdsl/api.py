@@ -323,7 +323,8 @@ class Model:
         if route is None or route.overrides != self.dim_overrides:
             return None
         self.check_graph_memory("grad")  # (the budget may have changed since)
-        return route.answer(values, check_finite)
+        arrays = route.arrays(values)
+        return None if arrays is None else route.answer(arrays, check_finite)
 
     def _remember(self, key, compiled: Compiled, given: dict, plan: Plan, wrt) -> None:
         """Keep the route of a grad call that took the general route, for the next call with its (of, wrt)."""

@@ -2,16 +2,17 @@
 
 A training loop calls `Model.grad` thousands of times with arrays that differ only in
 their numbers. The general route converts the values, finds the compiled graph by their
-shapes, builds the dict of every leaf's value and fills the program's slots from it: for
-a tiny model that takes about a third as long as the program itself (docs/performance.md,
-"The tiny step"). A `Route` remembers where each given value goes among the program's slots, so a
-call whose values are float64 C-ordered arrays with the same names and shapes, in the
-same order, goes straight to the program. Nothing is remembered about the arrays
-themselves (a training loop updates them in place): they are looked at, and checked for
-NaN and Inf, on every call, and so are the results.
+names and shapes, builds the dict of every leaf's value and fills the program's slots
+from it: for the tiny D2L step that took a fifth as long as the program itself
+(docs/performance.md, "The tiny step"). A `Route` remembers where each given value goes
+among the program's slots, so a call whose values have the same names and shapes, in the
+same order, and are C-ordered once converted to float64, goes straight to the program.
+Nothing is remembered about the arrays themselves (a training loop updates them in
+place): they are looked at, and checked for NaN and Inf, on every call, and so are the
+results.
 
-Anything else (a value to convert, another shape, a NaN or Inf, NumPy refusing the data)
-makes `Route.answer` return None and `Model.grad` takes the general route, which runs
+Anything else (another shape, an array not C-ordered, a NaN or Inf, NumPy refusing the
+data) makes the route answer None and `Model.grad` takes the general route, which runs
 the same program on the same arrays and reports what is wrong as it always has.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import all_finite, is_c_ordered
+from .valuefiles import as_array
 
 _F64 = np.dtype(np.float64)  # a float64 array's dtype is this very object (unless its byte order is swapped)
 
@@ -66,22 +68,23 @@ class Route:
             and _shapes(given) == self.shapes
 
     def arrays(self, values) -> list | None:
-        """The given values in order, when they are float64 C-ordered arrays of the route's names and shapes."""
+        """The given values as `Model.compile` converts them, when they have the route's names and shapes and
+        are C-ordered; else None."""
         if values is None:
             values = {}
         if type(values) is not dict or tuple(values) != self.names:
             return None
         arrays = list(values.values())
-        for value, shape in zip(arrays, self.shapes):
-            if type(value) is not np.ndarray or value.dtype is not _F64 or value.shape != shape \
-                    or not value.flags.c_contiguous:
+        for k, value in enumerate(arrays):
+            if type(value) is not np.ndarray or value.dtype is not _F64:  # (as_array's own first test, inlined)
+                value = arrays[k] = as_array(value, self.names[k])  # (E306 for a string, as compile raises it)
+            if value.shape != self.shapes[k] or not value.flags.c_contiguous:
                 return None
         return arrays
 
-    def answer(self, values, check_finite: bool):
-        """Model.grad's answer, or None to take the general route."""
-        arrays = self.arrays(values)
-        if arrays is None or check_finite and not all_finite(arrays):
+    def answer(self, arrays: list, check_finite: bool):
+        """Model.grad's answer from the given values as `arrays` gives them, or None to take the general route."""
+        if check_finite and not all_finite(arrays):
             return None
         slots = row = arrays + self.constants  # (a new list: the program empties its slots as it goes)
         if self.take is not None:
@@ -97,5 +100,5 @@ class Route:
         return as_answer(results, self.wrt)
 
 
-def _shapes(given: dict) -> tuple:
-    return tuple(value.shape for value in given.values())
+def _shapes(given: dict) -> list:
+    return [value.shape for value in given.values()]

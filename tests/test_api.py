@@ -164,8 +164,8 @@ def test_repeated_grad_names_the_node_that_went_nonfinite():
 
 
 def test_repeated_grad_with_other_values_answers_as_the_first_call(data):
-    """Values the repeated route does not take (lists, float32, Fortran order, another batch) give what a
-    fresh model gives them."""
+    """Values converted (lists, float32), not C-ordered, in another order or of another batch size give what a
+    fresh model gives them, whether the repeated route takes them or not."""
     m = graphdsl.load(D2L)
     for _ in range(3):
         m.grad(data)
@@ -176,6 +176,9 @@ def test_repeated_grad_with_other_values_answers_as_the_first_call(data):
         J, grads = m.grad(values)
         fresh = graphdsl.load(D2L).grad(values)
         assert J.tobytes() == fresh[0].tobytes() and all(grads[k].tobytes() == fresh[1][k].tobytes() for k in grads)
+    with pytest.raises(GraphDSLError) as info:
+        m.grad({**data, "W1": data["W1"].astype(str)})
+    assert info.value.diagnostics[0].code == "E306" and "`W1` holds strings" in info.value.diagnostics[0].message
 
 
 def test_repeated_grad_checks_a_lowered_memory_budget(data):
