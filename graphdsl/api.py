@@ -331,8 +331,8 @@ class Model:
         route = self._routes.get(key)
         if route is not None and route.fits(given, plan, self.dim_overrides):
             return  # (the route could not take this call's values: converted, or not C-ordered)
-        drawn = compiled.built.graph.graph.get("dropout_masks") or known_values(compiled.fixed_leaves, given) is None
-        route = None if drawn else Route.make(given, compiled.fixed_leaves, plan, wrt, self.dim_overrides)
+        leaves = None if compiled.built.graph.graph.get("dropout_masks") else known_values(compiled.fixed_leaves, given)
+        route = None if leaves is None else Route.make(given, leaves, plan, wrt, self.dim_overrides)
         if route is None:  # every call draws from the seeded generator, or fills a leaf _Program.fill's slow way
             self._routes.pop(key, None)
         else:

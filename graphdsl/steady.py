@@ -45,21 +45,25 @@ class Route:
         self.scalar = scalar  # the program runs on Python floats
 
     @classmethod
-    def make(cls, given: dict, fixed_leaves, plan, wrt, overrides: dict) -> "Route | None":
-        """The route of a call that took the general route with `given` (nothing drawn, no dropout masks),
-        or None when a program leaf is neither given nor a C-ordered constant (fill's general case)."""
-        entries = dict(fixed_leaves[1])  # every declaration: its constant value or None
-        position = {name: k for k, name in enumerate(given)}
+    def make(cls, given: dict, leaves: dict, plan, wrt, overrides: dict) -> "Route | None":
+        """The route of a call that took the general route with `given`, whose leaf values were `leaves`
+        (values.known_values: nothing drawn), or None when a program leaf has no C-ordered value
+        there (_Program.fill's general case).
+
+        Each program leaf takes what `leaves` held: a given array (found by identity), or the same
+        constant on every call."""
+        position = {id(value): k for k, value in enumerate(given.values())}
         constants, take = [], []
         prog = plan.program
-        for name in prog.leaves:  # as values.known_values then _Program.fill would find it
-            if name in entries and name in position:
-                take.append(position[name])
-            elif entries.get(name) is not None and is_c_ordered(entries[name]):
-                take.append(len(given) + len(constants))
-                constants.append(entries[name])
-            else:
+        for name in prog.leaves:
+            value = leaves.get(name)
+            if value is None or not is_c_ordered(value):
                 return None
+            k = position.get(id(value))
+            if k is None:
+                k = len(given) + len(constants)
+                constants.append(value)
+            take.append(k)
         return cls(tuple(given), _shapes(given), dict(overrides), plan, wrt, constants, take, prog.scalar)
 
     def fits(self, given: dict, plan, overrides: dict) -> bool:
