@@ -67,3 +67,13 @@ def _first_calls_check_the_compiled_program_too(monkeypatch):
         return results
 
     monkeypatch.setattr(Plan, "_run_reference_quiet", both)
+
+
+@pytest.fixture(autouse=True)
+def _shared_edge_dicts_stay_empty():
+    """Edges share their key and data dicts (digraph.AT, NO_DATA), which must never be written in
+    place: one write would change every edge of every graph. Checked after each test."""
+    from graphdsl.digraph import AT, NO_DATA
+
+    yield
+    assert NO_DATA == {} and AT == ({0: {}}, {1: {}}), f"a shared edge dict was written: {AT}"
