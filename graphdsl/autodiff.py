@@ -88,11 +88,14 @@ class _Walk:
         self.upstream = upstream = ancestors(g, of)
         upstream.add(of)
         self.differentiable = differentiable = set()
+        # (op id, its attribute dict, its predecessor dict): each pass reads all three, and
+        # neither dict of a forward op is replaced while the graph grows.
         self.ops = ops = []
+        pred = g._pred
         for n in reversed(topological_order(g, upstream)):  # one pass sorts the ops from the values
             data = nodes[n]
             if data["kind"] == "op":
-                ops.append(n)
+                ops.append((n, data, pred[n]))
             elif not is_fixed_const(data):
                 differentiable.add(n)
         self.succ = g._succ
@@ -139,8 +142,7 @@ class _Walk:
             self.seed = gb.const(1.0)
             cts[of] = [self.seed]
             pending[self.seed] = 1
-        for op_id in self.ops:
-            node = nodes[op_id]
+        for op_id, node, preds in self.ops:
             out = node["out"]
             total = totals.get(out)
             if total is None:
@@ -148,10 +150,10 @@ class _Walk:
                     continue
                 gb.span, gb.call, gb.loop = node["span"], node["call"], node.get("loop", ())
                 total = table[out] = totals[out] = _accumulate(gb, of, out, cts.pop(out), pending, keep)
-            elif not _reads_any(gb.g._pred[op_id], new):
+            elif not _reads_any(preds, new):
                 continue
             gb.span, gb.call, gb.loop = node["span"], node["call"], node.get("loop", ())
-            _propagate(gb, op_id, node, total, new, cts, pending)
+            _propagate(gb, op_id, node, preds, total, new, cts, pending)
         gb.loop = ()
         for leaf in list(cts):  # leaves: inputs, params, consts
             gb.span = nodes[leaf].get("span")
@@ -185,10 +187,10 @@ def _accumulate(gb, of, var, parts, pending, keep=frozenset()) -> str:
     return total
 
 
-def _propagate(gb, op_id, node, g_id, needed, cts, pending):
+def _propagate(gb, op_id, node, preds, g_id, needed, cts, pending):
     opdef = REGISTRY[node["op"]]
     nodes = gb.g._node
-    args = arguments(gb.g._pred[op_id])
+    args = arguments(preds)
     if not opdef.differentiable:
         return
     for a in args:
