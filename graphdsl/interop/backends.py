@@ -11,9 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-import numpy as np
-
 from .. import plan_faults as faults
+from ..arrays import all_finite
 from ..diagnostics import Diagnostic, GraphDSLError
 
 BACKENDS = {"numpy": None, "torch": "graphdsl.interop.torch_backend", "jax": "graphdsl.interop.jax_backend"}
@@ -66,7 +65,7 @@ def run(plan, leaf_values: dict, check_finite: bool = True, tiered: bool = False
         raise
     except Exception as err:  # the library refused the data: let the reference schedule say where
         raise _located(plan, leaf_values, err) from None
-    if check_finite and not _all_finite(results):
+    if check_finite and not all_finite(results):  # (float64 NumPy arrays: both backends convert)
         faults.locate_nonfinite(plan, leaf_values)  # the NumPy schedule names the first node at fault
     return results
 
@@ -75,6 +74,3 @@ def _located(plan, leaf_values, err) -> GraphDSLError:
     return faults.failure(plan, leaf_values, err) if isinstance(err, (ValueError, ArithmeticError, RuntimeError,
                                                                      IndexError, TypeError)) else err
 
-
-def _all_finite(results) -> bool:
-    return all(bool(np.isfinite(r).all()) for r in results)
