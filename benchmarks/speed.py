@@ -17,7 +17,7 @@ Prints, from this one run:
    The second call's time, which generates and compiles the program, is shown too.
    Then a long scalar chain (benchmarks/run.py's) once, parse to first gradient: of
    100,000 operations (266,670 nodes: a literal constant for two of every three), then
-   of 37,500 operations (100,001 nodes).
+   of 37,500 operations (100,003 nodes).
 3. Steady state: the T=1000 RNN's forward and backward pass (`Model.grad`)
    against the same computation written by hand in NumPy (`numpy_rnn_step`), and
    the D2L MLP step with b=1 (`numpy_step` in run.py); PyTorch eager when
