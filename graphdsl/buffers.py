@@ -107,11 +107,15 @@ def plan_inplace(prog):
 
 
 def c_ordered_values(prog) -> set:
-    """Values known to be C-ordered arrays (or scalars): leaves and constants (made so), and
-    results of non-view operations on C-ordered values (NumPy keeps the inputs' order)."""
+    """Values known to be C-ordered arrays (or scalars): leaves and constants (made so),
+    results of non-view operations on C-ordered values (NumPy keeps the inputs' order), and
+    matmul results of rank 3 or less, whatever their inputs' order (`W.T @ g`): NumPy lays
+    a matmul's two matrix axes out in C order and its batch axes in its inputs' order, and
+    one batch axis has only one order (tests/test_plan.py checks every input layout)."""
     known = set(prog.leaves) | {v for v, c in prog.consts.items() if is_c_ordered(c)}
     for ins in prog.instrs:  # a 1-D view is harmless: a new 1-D array has only one order
-        view = ins.op in _VIEWS and len(prog.shape.get(ins.out) or ()) > 1
-        if not view and all(v in known for v in ins.ins):
+        rank = len(prog.shape.get(ins.out) or ())
+        view = ins.op in _VIEWS and rank > 1
+        if not view and all(v in known for v in ins.ins) or ins.form == "matmul" and rank <= 3:
             known.add(ins.out)
     return known

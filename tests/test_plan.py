@@ -199,6 +199,36 @@ def test_the_compiled_program_folds_and_fuses():
     assert len(plan.program.instrs) < len(plan.steps)
 
 
+def _layouts(shape, rng):
+    """The same values as a C-ordered array, a Fortran-ordered one, a transposed view and a strided slice."""
+    a = rng.standard_normal(shape)
+    wide = rng.standard_normal(shape[:-1] + (2 * shape[-1],))
+    return [a, np.asfortranarray(a), np.ascontiguousarray(np.swapaxes(a, -1, -2)).swapaxes(-1, -2), wide[..., ::2]]
+
+
+@pytest.mark.parametrize("left, right", [((5,), (5, 3)), ((4, 5), (5,)), ((4, 5), (5, 3)), ((2, 4, 5), (2, 5, 3)),
+                                         ((4, 5), (2, 5, 3)), ((2, 4, 5), (5, 3))])
+def test_matmul_results_of_rank_3_or_less_are_c_ordered_whatever_the_inputs_layout(left, right):
+    """buffers.c_ordered_values counts on it: such a result may take an elementwise result in place."""
+    rng = np.random.default_rng(3)
+    for a in _layouts(left, rng) if len(left) > 1 else [rng.standard_normal(left)]:
+        for b in _layouts(right, rng) if len(right) > 1 else [rng.standard_normal(right)]:
+            assert np.matmul(a, b).flags.c_contiguous, (a.strides, b.strides)
+
+
+def test_a_sum_with_a_matmul_of_transposed_operands_is_written_in_place_with_the_same_bits():
+    """dW1 = dz @ x.T + lam * W1 (D2L) and a batched A.T @ W + B: in place, and bit for bit the reference's."""
+    batched = ("input x : [2, 4, 3]\nparam W : [2, 4, 5] = randn()\nparam B : [2, 3, 5] = randn()\n"
+               "J = sum(tanh(transpose(x, axes=[0, 2, 1]) @ W + B) ** 2)\noutput J")
+    for text, shapes in ((MLP, {"x": (4, 6), "y": (3, 6)}), (batched, {"x": (2, 4, 3)})):
+        for order in ("C", "F"):
+            model = graphdsl.parse(text)
+            values = {k: np.asarray(v, order=order) for k, v in _values(shapes).items()}
+            plan, leaves, _ = _grad_plan(model, values)
+            assert "np.add(" in plan.source_code and "out=" in plan.source_code.split("np.add(", 1)[1].split("\n")[0]
+            _assert_same(plan.run(leaves), plan.run_reference(leaves))
+
+
 def test_each_intermediate_is_released_after_its_last_use():
     n = 200_000  # 1.6 MB a value
     chain = "\n".join(["dim n = %d" % n, "input x : [n]", "a0 = x"] +
