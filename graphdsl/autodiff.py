@@ -7,7 +7,7 @@ and sum a broadcast cotangent back to its input's shape, checking that shape.
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, GraphDSLError
-from .digraph import ancestors
+from .digraph import upstream
 from .graph import GraphBuilder, _same_shape, arguments, is_fixed_const, topological_order
 from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, UnknownShape, same_dim
@@ -85,14 +85,13 @@ class _Walk:
     def __init__(self, g, of: str):
         nodes = g._node
         self.g, self.of = g, of
-        self.upstream = upstream = ancestors(g, of)
-        upstream.add(of)
+        self.upstream = upstream(g, (of,))  # `of` and what it is computed from
         self.differentiable = differentiable = set()
         # (op id, its attribute dict, its predecessor dict): each pass reads all three, and
         # neither dict of a forward op is replaced while the graph grows.
         self.ops = ops = []
         pred = g._pred
-        for n in reversed(topological_order(g, upstream)):  # one pass sorts the ops from the values
+        for n in reversed(topological_order(g, self.upstream)):  # one pass sorts the ops from the values
             data = nodes[n]
             if data["kind"] == "op":
                 ops.append((n, data, pred[n]))

@@ -217,8 +217,7 @@ class GraphBuilder:
 
     def _is_fixed_scalar(self, vid: str, target: float) -> bool:
         """Whether vid is a fixed constant (see const_value) that is the number `target`."""
-        node = self.g._node[vid]
-        return node["role"] == "const" and is_fixed_const(node) and _is_scalar(node.get("value"), target)
+        return _is_scalar(self.const_value(vid), target)
 
     def _keeps_shape(self, kept, dropped) -> bool:
         """Dropping `dropped` from a broadcasting op must not change the result's shape."""
