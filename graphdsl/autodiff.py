@@ -7,8 +7,7 @@ and sum a broadcast cotangent back to its input's shape, checking that shape.
 from __future__ import annotations
 
 from .diagnostics import Diagnostic, GraphDSLError
-from .digraph import upstream
-from .graph import GraphBuilder, _same_shape, arguments, is_fixed_const, topological_order
+from .graph import GraphBuilder, _same_shape, arguments, is_fixed_const, upstream_in_order
 from .ops import REGISTRY, fmt_shape
 from .ops.base import ShapeError, UnknownShape, same_dim
 
@@ -83,18 +82,14 @@ class _Walk:
     """
 
     def __init__(self, g, of: str):
-        nodes = g._node
         self.g, self.of = g, of
-        self.upstream = upstream(g, (of,))  # `of` and what it is computed from
         self.differentiable = differentiable = set()
         # (op id, its attribute dict, its predecessor dict): each pass reads all three, and
         # neither dict of a forward op is replaced while the graph grows.
         self.ops = ops = []
-        pred = g._pred
-        for n in reversed(topological_order(g, self.upstream)):  # one pass sorts the ops from the values
-            data = nodes[n]
+        for n, data, preds in reversed(upstream_in_order(g, (of,))):  # `of` and what it is computed from
             if data["kind"] == "op":
-                ops.append((n, data, pred[n]))
+                ops.append((n, data, preds))
             elif not is_fixed_const(data):
                 differentiable.add(n)
         self.succ = g._succ
@@ -167,11 +162,12 @@ def _reads_any(preds: dict, values: set) -> bool:
 
 
 def _accumulate(gb, of, var, parts, pending, keep=frozenset()) -> str:
-    """Sum the cotangents of var; name the sum dJ/dvar when no other list still holds it."""
+    """Sum the cotangents of var in the order of its uses; name the sum dJ/dvar when no other list
+    still holds it. (The walk goes backwards: `parts` holds the last use's part first.)"""
     for p in parts:
         pending[p] = pending.get(p, 0) - 1
-    total = parts[0]
-    for p in parts[1:]:
+    total = parts[-1]
+    for p in reversed(parts[:-1]):
         total = gb.op("add", total, p)
     g = gb.g
     nodes = g._node
@@ -217,7 +213,7 @@ def _propagate(gb, op_id, node, preds, g_id, needed, cts, pending):
     except ShapeError as err:
         gb._shape_error(err, args)
         raise
-    for arg, ct in zip(args, grads):
+    for arg, ct in reversed(list(zip(args, grads))):  # (last argument first, as the walk goes: see _accumulate)
         if ct is None or arg not in needed:
             continue
         want, have = nodes[arg]["shape"], nodes[ct]["shape"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError, Reporter, Source
-from .digraph import AT, NO_DATA, MultiDiGraph
+from .digraph import AT, NO_DATA, MultiDiGraph, upstream
 from .ops import REGISTRY, ShapeError, fmt_shape
 from .ops.base import Dim
 
@@ -355,6 +355,37 @@ def _same_shape(a, b) -> bool:
         elif x.name is None or x.name != y.name or y.size is not None:
             return False
     return True
+
+
+def upstream_in_order(g: MultiDiGraph, seeds) -> list:
+    """The seeds and every node they are computed from, in a topological order, as (node, its
+    attribute dict, its predecessor dict) triples: reverse mode walks them backwards, the plan
+    forwards.
+
+    The builder adds an op after its arguments and a value after its op, so the insertion
+    order is almost always topological: one backward sweep over it collects the nodes,
+    keeping in `wanted` only those still to be met. A node wanted again after it was met
+    (read by a node added before it) means the order is not topological, and only then does
+    `topological_order` sort them. Reading the dicts in their own order, not by generations,
+    and the node and predecessor dicts side by side (they hold the nodes in the same order),
+    is also what keeps a large graph's walk in the cache: it goes through an RNN one time
+    step after another, not by a look-up per node in dicts of a hundred thousand.
+    """
+    wanted = set(seeds)
+    met, want = wanted.remove, wanted.update
+    order = []
+    for (n, data), (m, preds) in zip(reversed(g._node.items()), reversed(g._pred.items())):
+        if n in wanted:
+            if n is not m:  # the two dicts' orders differ (n stays wanted): sort instead
+                break
+            met(n)
+            want(preds)
+            order.append((n, data, preds))
+    if wanted:
+        node, pred = g._node, g._pred
+        return [(n, node[n], pred[n]) for n in topological_order(g, upstream(g, seeds))]
+    order.reverse()
+    return order
 
 
 def topological_order(g: MultiDiGraph, nodes) -> list:

@@ -42,8 +42,8 @@ import numpy as np
 from . import plan_faults as faults
 from .arrays import all_finite, c_ordered
 from .diagnostics import Diagnostic, GraphDSLError
-from .digraph import MultiDiGraph, upstream
-from .graph import arguments, topological_order
+from .digraph import MultiDiGraph
+from .graph import arguments, upstream_in_order
 from .ops import REGISTRY, concrete
 from .ops.base import Dim
 
@@ -83,15 +83,9 @@ class Plan:
         self.source = source
         self.targets = list(targets)
         self.graph = g
-        # One pass over the needed nodes in the graph's insertion order, which the builder keeps
-        # topological: when it is not (a node renamed after it was read), _Unordered starts again
-        # from a topological sort. Any such order gives the same numbers.
-        try:
-            last_reader = self._schedule(g, _needed(g, self.targets), max_elements)
-        except _Unordered:
-            pred = g._pred
-            order = topological_order(g, upstream(g, self.targets))
-            last_reader = self._schedule(g, [(n, pred[n]) for n in order], max_elements)
+        # One pass over the needed nodes in a topological order (the graph's insertion order
+        # when it is one): any such order gives the same numbers.
+        last_reader = self._schedule(g, upstream_in_order(g, self.targets), max_elements)
         self.target_slots = [self.slot[t] for t in self.targets]
         self.frees = self._free_after(last_reader)
         self.nslots = len(self.slot)
@@ -100,25 +94,20 @@ class Plan:
         self.calls = 0  # runs so far (the first of a tiered run uses the reference schedule)
 
     def _schedule(self, g, order, max_elements):
-        """Slots for the values and one reference step per op, in `order` ((node, its predecessors) pairs).
-
-        Returns {slot: the last step that reads it}. Raises _Unordered unless every value is
-        placed after the op that computes it and before the ops that read it.
-        """
+        """Slots for the values and one reference step per op, in `order` ((node, its attributes,
+        its predecessors), topological). Returns {slot: the last step that reads it}."""
         self.slot = slot = {}
         self.slot_bytes = slot_bytes = []  # float64 bytes of each slot's value (8 when its shape is unknown)
         self.leaves = leaves = []
         self._bound = bound = {}  # op -> its static arguments made concrete (ops that have any)
         last: dict = {}  # slot -> the last step that reads it (so far)
         self.step_ops = step_ops = []
-        node = g._node
         outs = []
         steps = []
         # A shape's element count, computed once per shape object (keyed by id: hashing a
         # tuple of Dims calls their Python __hash__; every shape is held by the graph meanwhile).
         sizes: dict = {}
-        for n, preds in order:
-            data = node[n]
+        for n, data, preds in order:
             if data["kind"] == "var":
                 shape = data["shape"]
                 count = sizes.get(id(shape), -1) if shape is not None else None
@@ -142,26 +131,14 @@ class Plan:
                 if kw:
                     bound[n] = kw
                     forward = functools.partial(forward, **kw)
-            try:
-                ins = tuple([slot[u] for u in arguments(preds)])
-            except KeyError:  # an argument not computed yet
-                raise _Unordered from None
-            out = data["out"]
-            if out in slot:  # its result placed before it
-                raise _Unordered
+            ins = tuple([slot[u] for u in arguments(preds)])
             step = len(steps)
             for s in ins:
                 last[s] = step
             steps.append((forward, ins))
-            outs.append(out)
+            outs.append(data["out"])
             step_ops.append(n)
-        # every computed value placed after the one op that computes it (and so before its readers)
-        if len(slot) - len(leaves) != len(steps):
-            raise _Unordered
-        try:
-            self.steps = [(fn, ins, slot[out]) for (fn, ins), out in zip(steps, outs)]
-        except KeyError:
-            raise _Unordered from None
+        self.steps = [(fn, ins, slot[out]) for (fn, ins), out in zip(steps, outs)]
         return last
 
     @property
@@ -345,29 +322,6 @@ class Plan:
                 tracemalloc.stop()
             del results
         return report
-
-
-class _Unordered(Exception):
-    """The graph's insertion order is not a topological order of the plan's nodes."""
-
-
-def _needed(g, targets) -> list:
-    """The targets and what they are computed from, in the graph's insertion order, as
-    (node, its predecessors) pairs.
-
-    One backward sweep over that order (the predecessor dict's, the same as the node
-    dict's), which is topological whenever the plan can use it; `_schedule` checks that
-    it is and otherwise starts again from `digraph.upstream`.
-    """
-    needed = set(targets)
-    update = needed.update
-    order = []
-    for pair in reversed(g._pred.items()):
-        if pair[0] in needed:
-            update(pair[1])
-            order.append(pair)
-    order.reverse()
-    return order
 
 
 def _bind_attrs(attrs, g):

@@ -65,7 +65,7 @@ def test_unroll_prints_every_iteration():
     for t in range(1, 5):
         assert f"  h[{t}] = tanh(W h[{t - 1}] + U X[:, {t - 1}:{t}] + c)" in text
     assert "for t" not in text and "Σ" not in text
-    assert "dJ/dW = t1 h[3]ᵀ + t2 h[2]ᵀ + t3 h[1]ᵀ + t4 h[0]ᵀ" in text
+    assert "dJ/dW = t4 h[0]ᵀ + t3 h[1]ᵀ + t2 h[2]ᵀ + t1 h[3]ᵀ" in text  # summed in the order of the uses
 
 
 def test_latex_and_markdown_roll_too():

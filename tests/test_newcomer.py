@@ -220,7 +220,7 @@ def test_bptt_equations_name_each_steps_repeated_term_once():
     lines = str(equations(model, data, unroll=True)).splitlines()
     assert sum("tanh'(" in line for line in lines) == 3  # once per time step, in its own equation
     assert "  t1 = dJ/dh[3] ⊙ tanh'(W_xh xs[2] + W_hh h[2] + b_h)" in lines
-    assert "  dJ/dW_xh = t1 xs[2]ᵀ + t2 xs[1]ᵀ + t3 xs[0]ᵀ" in lines
+    assert "  dJ/dW_xh = t3 xs[0]ᵀ + t2 xs[1]ᵀ + t1 xs[2]ᵀ" in lines  # summed in the order of the uses
     rolled = str(equations(model, data)).splitlines()  # the loop's body once, in terms of t
     assert "      t1 = dJ/dh[t] ⊙ tanh'(W_xh xs[t-1] + W_hh h[t-1] + b_h)" in rolled
     assert "  dJ/dW_xh = Σ_t t1 xs[t-1]ᵀ" in rolled and "  dJ/db_h = Σ_t sum_b(t1)" in rolled

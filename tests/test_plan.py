@@ -7,6 +7,7 @@ times are asserted here (benchmarks/run.py measures those).
 """
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import math
@@ -144,22 +145,49 @@ def test_a_graph_whose_insertion_order_is_not_topological_plans_the_same(moved):
     model = graphdsl.parse(MLP)
     values = _values({"x": (4, 3), "y": (3, 3)})
     plan, leaves, compiled = _grad_plan(model, values)
-    g = compiled.built.graph
+    shuffled = _moved_to_front(compiled.built.graph, moved)
+    again = Plan(shuffled, plan.targets, model.source)
+    assert again.step_ops != plan.step_ops or moved == "last leaf"
+    _assert_same(again.run_reference(leaves), plan.run_reference(leaves))
+    _assert_same(again.run(leaves), plan.run(leaves))
+
+
+def _moved_to_front(g, moved: str):
+    """A copy of g with one node (its first computed value, first op or last leaf) first in its dicts'
+    order; "(node dict only)": first in the node dict alone, its three dicts' orders no longer the same."""
+    tables = ("_node",) if moved.endswith("(node dict only)") else ("_node", "_succ", "_pred")
+    moved = moved.replace(" (node dict only)", "")
     nodes = list(g._node)
     pick = {"first value": next(n for n in nodes if g._pred[n] and g._node[n]["kind"] == "var"),
             "first op": next(n for n in nodes if g._node[n]["kind"] == "op"),
             "last leaf": [n for n in nodes if not g._pred[n]][-1]}[moved]
     shuffled = g.copy()
-    for table in (shuffled._node, shuffled._succ, shuffled._pred):
+    for table in (getattr(shuffled, name) for name in tables):
         entry = table.pop(pick)
         rest = dict(table)
         table.clear()
         table[pick] = entry
         table.update(rest)
-    again = Plan(shuffled, plan.targets, model.source)
-    assert again.step_ops != plan.step_ops or moved == "last leaf"
-    _assert_same(again.run_reference(leaves), plan.run_reference(leaves))
-    _assert_same(again.run(leaves), plan.run(leaves))
+    return shuffled
+
+
+@pytest.mark.parametrize("moved", ["first value", "first op", "last leaf (node dict only)"])
+def test_reverse_mode_on_a_graph_whose_insertion_order_is_not_topological(moved):
+    """Reverse mode walks the insertion order backwards when it is topological, else a sorted
+    order (graph.upstream_in_order): the same gradients, every value read after it is computed."""
+    values = _values({"x": (4, 3), "y": (3, 3)})
+    want_value, want = graphdsl.parse(MLP).grad(values)
+    model = graphdsl.parse(MLP)
+    compiled, given = model.compile(values)
+    gb = copy.copy(compiled.built.gb)
+    gb.g = _moved_to_front(gb.g, moved)
+    target, wrt = model.grad_targets(compiled, None, None)
+    table = gradients(gb, target, wrt)
+    plan = Plan(gb.g, [target] + [table[w] for w in wrt], model.source)
+    got = plan.run(model.leaf_values(compiled, given))
+    assert same_bits(got[0], want_value)
+    for w, value in zip(wrt, got[1:]):
+        np.testing.assert_allclose(value, want[w], rtol=1e-13, atol=1e-16)
 
 
 def test_inputs_are_never_written_to():
