@@ -26,9 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
 
-# Model builds twice: symbolically in Model() (free dims unknown), then with the bound dims in compile().
+# Model builds twice: symbolically in Model() (free dims unknown), then with the bound dims in compile();
+# with every dim fixed, compile copies the symbolic build instead (build.as_concrete).
 STAGES = [("parse", "parse_program"), ("count ops", "count_ops"), (("build (symbolic)", "build (concrete)"), "build"),
-          ("reverse mode", "gradients"), ("plan", "Plan")]
+          ("copy of the build", "as_concrete"), ("reverse mode", "gradients"), ("plan", "Plan")]
 METHODS = [("memory estimate", "check_memory"), ("leaf values", "leaf_values")]
 
 

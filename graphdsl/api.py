@@ -17,7 +17,7 @@ from . import memory
 from .arrays import all_finite
 from .autodiff import gradients
 from .bounds import DEFAULT_MAX_OPS, check_text
-from .build import Built, build, count_ops
+from .build import Built, as_concrete, build, count_ops
 from .loops import element_node
 from .diagnostics import Diagnostic, GraphDSLError, Source
 from .interop import backends
@@ -218,9 +218,9 @@ class Model:
             self.check_graph_memory("eval")
             try:
                 with gc_paused():
-                    concrete = build(self.program, self.source, dims=bound, input_shapes=shapes,
-                                     strict=self.strict, max_ops=None,  # counted by the first build
-                                     free_counts=free_counts)
+                    concrete = as_concrete(self.built, bound, shapes, free_counts) or \
+                        build(self.program, self.source, dims=bound, input_shapes=shapes, strict=self.strict,
+                              max_ops=None, free_counts=free_counts)  # (counted by the first build)
             except GraphDSLError as err:
                 raise err.with_source(self.source)
             self._compiled[key] = Compiled(concrete)

@@ -6,6 +6,8 @@ where every shape is concrete.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from .declarations import Decl, DeclarationLowering
 from .diagnostics import Reporter, Source, suggest
 from .graph import GraphBuilder, source_text
 from .loops import Body, Frame, fixed_dims, sequence_names, trip_count
-from .ops import ALIASES, BUILTINS, REGISTRY
+from .ops import ALIASES, BUILTINS, REGISTRY, concrete
 
 SUGGEST_WORK = 300_000  # names compared for did-you-mean hints in one build (well under a second)
 
@@ -38,9 +40,40 @@ class Built:
     declared_dims: dict = field(default_factory=dict)  # name -> size as declared (None: free)
     dim_spans: dict = field(default_factory=dict)
     sequences: dict = field(default_factory=dict)  # top-level sequence name -> loops.Sequence
+    finished_at: tuple = ()  # (nodes, the builder's count) when the build ended: what was added since shows
 
     def dim_span(self, name):
         return self.dim_spans.get(name)
+
+    def as_built(self) -> bool:
+        """Nothing added to the graph since the build (reverse mode, for equations, adds to it)."""
+        return self.finished_at == (len(self.graph), self.gb.count) and "adjoint_walks" not in self.graph.graph
+
+
+def as_concrete(built: Built, dims: dict, input_shapes: dict, free_counts: bool = False) -> Built | None:
+    """A copy of `built` (the symbolic build) when a concrete build with these dims and input
+    shapes would add the same nodes with the same attributes in the same order, else None.
+
+    That is when nothing was left to the data: every dim declared with a size, the one bound; every
+    declaration has a shape (none implicit) with every size known; each given value has
+    exactly its declaration's shape and replaces no literal value (a literal's shape takes
+    part in the symbolic build); and nothing was added to the graph since it was built.
+    Copying costs a tenth of building (models with fixed dims: a scalar chain, the seeds'
+    one-neuron nets).
+    """
+    if free_counts or not dims == built.dims == built.declared_dims or None in dims.values() \
+            or not built.as_built():
+        return None
+    for name, decl in built.decls.items():
+        if decl.implicit or concrete(decl.shape) is None:
+            return None
+        if name in input_shapes and (decl.value is not None or tuple(input_shapes[name]) != concrete(decl.shape)):
+            return None
+    graph = built.graph.fork()
+    gb = copy.copy(built.gb)
+    gb.g, gb.free_dims = graph, set(built.gb.free_dims)
+    gb.reporter = Reporter(built.source, list(built.gb.reporter.diagnostics), built.gb.reporter.error_count)
+    return dataclasses.replace(built, graph=graph, gb=gb, diagnostics=gb.reporter.diagnostics)
 
 
 def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False,
@@ -94,7 +127,8 @@ class _Builder(DeclarationLowering, CallLowering):
         self.gb.finish()
         self.rep.raise_if_errors()
         return Built(self.gb.g, self.gb, self.source, self.rep.diagnostics, self.dims, self.decls,
-                     self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans, self.sequences)
+                     self.outputs, self.defs, self.assigned, self.declared_dims, self.dim_spans, self.sequences,
+                     (len(self.gb.g), self.gb.count))
 
     def _collect(self):
         """Hoist defs; find every top-level name once, so duplicates and forward uses are known."""

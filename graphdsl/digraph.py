@@ -147,6 +147,18 @@ class MultiDiGraph:
         new._succ, new._pred = self._own_adjacency()
         return new
 
+    def fork(self) -> "MultiDiGraph":
+        """A graph to go on building from this one: attribute dicts and adjacency dicts of its
+        own, in this graph's orders; the key dicts are shared (they are never written in place)."""
+        new = MultiDiGraph()
+        new.graph = dict(self.graph)
+        node = new._node
+        for n, attrs in self._node.items():
+            node[n] = attrs.copy()
+        new._succ = {n: nbrs.copy() for n, nbrs in self._succ.items()}
+        new._pred = {n: nbrs.copy() for n, nbrs in self._pred.items()}
+        return new
+
     def to_networkx(self):
         """The graph as a networkx.MultiDiGraph: the same node attribute dicts, node and adjacency dicts of its own.
 
