@@ -24,7 +24,6 @@ import json
 import math
 import os
 import stat
-import zipfile
 
 import numpy as np
 
@@ -352,6 +351,7 @@ def _read_npz(fh, path, max_elements):
 @contextlib.contextmanager
 def _npz_errors(path, name=None):
     """What zipfile and numpy raise for a damaged archive, as E306 naming the file and the entry."""
+    import zipfile  # here: np.load imports it for an archive; a command reading .json never needs it (7 ms)
     try:
         yield
     except GraphDSLError:  # ours: a ValueError too, so let it through
