@@ -471,9 +471,11 @@ def count_ops(program: A.Program, source: Source, max_ops: int | None = None, de
             raise too_many_ops(f"def `{name}` inlines to {n:,} operations", n, max_ops, defs[name].name_span, source,
                                notes=(f"call chain: {chain}", "each call of a def is copied into the graph; "
                                       "a def that calls another twice doubles the size at every level"))
-    total = 0
-    for st in program.statements:
-        if isinstance(st, (A.Assign, A.ElemAssign, A.MultiAssign, A.For)):
+    counted = [st for st in program.statements if isinstance(st, (A.Assign, A.ElemAssign, A.MultiAssign, A.For))]
+    total = _inlined(_statements_profile(counted, sizes), size)  # one walk; statement by statement only to refuse
+    if total > limit:
+        total = 0
+        for st in counted:
             total += _inlined(_statements_profile([st], sizes), size)
             if total > limit:
                 raise too_many_ops(f"the model has {total:,} operations by line {st.span.line}", total, max_ops,
