@@ -98,7 +98,7 @@ def test_a_repeated_request_is_looked_up():
 
 
 def test_topological_order_of_every_node_is_networkx_order():
-    """The order reverse mode walks in (the sort's shortcut for a whole graph) is networkx's, on every example."""
+    """The fallback sort (a graph whose insertion order is not topological) gives networkx's order, on every example."""
     import networkx as nx
 
     from graphdsl.graph import topological_order
@@ -109,3 +109,30 @@ def test_topological_order_of_every_node_is_networkx_order():
         ours = topological_order(g, set(g))
         assert ours == list(nx.topological_sort(model.graph)), path.name
         assert ours == topological_order(g, list(g)), path.name  # a list: the general path
+
+
+def test_upstream_in_order_is_the_insertion_order_and_a_topological_one():
+    """What reverse mode walks backwards and the plan forwards: exactly the nodes the outputs are
+    computed from, each after its predecessors, in the graph's own order; on every example, with
+    and without its adjoints."""
+    import networkx as nx
+
+    from graphdsl.digraph import upstream
+    from graphdsl.graph import upstream_in_order
+
+    for path in sorted(pathlib.Path(__file__).resolve().parents[1].joinpath("examples").glob("*.gdsl")):
+        model = graphdsl.load(path)
+        gb = model.built.gb
+        g = gb.g
+        seeds = list(model.built.outputs)
+        if len(seeds) == 1 and path.stem != "oneliner":  # (oneliner's undefined functions: no gradient)
+            adjoint_table(gb, seeds[0])  # the adjoints join the graph: walk the whole of it too
+            seeds += list(dict.fromkeys(g.graph["adjoints"][seeds[0]].values()))
+        triples = upstream_in_order(g, seeds)
+        order = [n for n, _, _ in triples]
+        assert set(order) == upstream(g, seeds) and len(order) == len(set(order)), path.name
+        assert order == [n for n in g if n in set(order)], path.name  # the insertion order, kept
+        assert all(data is g._node[n] and preds is g._pred[n] for n, data, preds in triples), path.name
+        position = {n: k for k, n in enumerate(order)}
+        assert all(position[u] < position[v] for u, v in g.to_networkx().subgraph(order).edges()), path.name
+        assert nx.is_directed_acyclic_graph(g.to_networkx().subgraph(order)), path.name
