@@ -6,7 +6,6 @@ where every shape is concrete.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
@@ -69,11 +68,8 @@ def as_concrete(built: Built, dims: dict, input_shapes: dict, free_counts: bool 
             return None
         if name in input_shapes and (decl.value is not None or tuple(input_shapes[name]) != concrete(decl.shape)):
             return None
-    graph = built.graph.fork()
-    gb = copy.copy(built.gb)
-    gb.g, gb.free_dims = graph, set(built.gb.free_dims)
-    gb.reporter = Reporter(built.source, list(built.gb.reporter.diagnostics), built.gb.reporter.error_count)
-    return dataclasses.replace(built, graph=graph, gb=gb, diagnostics=gb.reporter.diagnostics)
+    gb = built.gb.with_graph(built.graph.copy())
+    return dataclasses.replace(built, graph=gb.g, gb=gb, diagnostics=gb.reporter.diagnostics)
 
 
 def build(program: A.Program, source: Source, dims=None, input_shapes=None, strict=False,

@@ -10,8 +10,9 @@ directions), so code written against networkx's graph reads it unchanged, and
 graphdsl's edges carry no data, and almost every edge is the only one between its two
 nodes, at argument position 0 or 1. Such edges share one key dict, `AT[k]` = {k: NO_DATA}:
 a graph of 100,000 operations would otherwise hold half a million dicts that all say
-the same. Shared dicts are never written in place: a writer gives the edge a new key
-dict (`add_edge`), and `to_networkx` and `copy` give the new graph dicts of its own.
+the same. Key dicts are never written in place: a writer gives the edge a new key dict
+(`add_edge`), so `copy` and `subgraph` may share them; `to_networkx` makes its own, as
+networkx writes them in place.
 """
 from __future__ import annotations
 
@@ -139,17 +140,9 @@ class MultiDiGraph:
         return sub
 
     def copy(self) -> "MultiDiGraph":
-        """An independent graph: new attribute dicts (their values shared), as networkx's copy()."""
-        new = MultiDiGraph()
-        new.graph = dict(self.graph)
-        for n, attrs in self._node.items():
-            new._node[n] = dict(attrs)
-        new._succ, new._pred = self._own_adjacency()
-        return new
-
-    def fork(self) -> "MultiDiGraph":
-        """A graph to go on building from this one: attribute dicts and adjacency dicts of its
-        own, in this graph's orders; the key dicts are shared (they are never written in place)."""
+        """An independent graph to go on building from this one: attribute dicts (their values
+        shared) and adjacency dicts of its own, in this graph's orders. The key dicts are shared:
+        no writer of this class changes one in place (see the module's docstring)."""
         new = MultiDiGraph()
         new.graph = dict(self.graph)
         node = new._node

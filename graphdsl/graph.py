@@ -7,6 +7,8 @@ reverse-mode rule alike, so gradients are ordinary nodes.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .diagnostics import Diagnostic, GraphDSLError, Reporter, Source
@@ -35,6 +37,14 @@ class GraphBuilder:
         # reads their sizes at run time (the losses' count N) rather than folding them into a constant,
         # so the exported graph takes any size. Empty otherwise: eval and explain fold them.
         self.free_dims: set[str] = set()
+
+    def with_graph(self, g) -> "GraphBuilder":
+        """A copy of this builder (its count, span, phase, ...) that adds to `g`, with diagnostics
+        and free dims of its own: to build on a copy of the graph without touching this one."""
+        other = copy.copy(self)
+        other.g, other.free_dims = g, set(self.free_dims)
+        other.reporter = Reporter(self.source, list(self.reporter.diagnostics), self.reporter.error_count)
+        return other
 
     # ---- variables -------------------------------------------------------------
     def fresh(self) -> str:

@@ -7,8 +7,6 @@ model, and the model's own graph only ever holds the adjoints of `of`.
 """
 from __future__ import annotations
 
-import copy
-
 from ..autodiff import gradients
 from ..diagnostics import GraphDSLError
 from ..digraph import descendants
@@ -80,8 +78,7 @@ def scratch_builder(gb, ops):
         nodes.add(n)
         if g.nodes[n]["kind"] == "op" or (g.nodes[n].get("anonymous") and g.nodes[n].get("phase") == "forward"):
             stack.extend(g.predecessors(n))
-    scratch = copy.copy(gb)
-    scratch.g = g.subgraph(nodes).copy()
+    scratch = gb.with_graph(g.subgraph(nodes).copy())
     scratch.g.graph["adjoints"] = {}
     scratch.g.graph["adjoint_walks"] = {}
     return scratch
